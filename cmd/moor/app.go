@@ -1,0 +1,105 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+	"github.com/urfave/cli"
+
+	"github.com/lf-edge/moor/supervisor"
+)
+
+// version is set at build time.
+var version = "dev"
+
+// logger is the one logger of this run; set in before.
+var logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func newApp() *cli.App {
+	app := cli.NewApp()
+	app.Name = "moor"
+	app.Usage = "a task supervisor for edge devices, with runc's command line"
+	app.Version = version
+	app.Flags = []cli.Flag{
+		cli.StringFlag{Name: "root", Value: supervisor.DefaultRoot, Usage: "directory of task state"},
+		cli.StringFlag{Name: "namespace, n", Value: supervisor.DefaultNamespace, Usage: "task namespace"},
+		cli.StringFlag{Name: "log", Usage: "write the log to this file instead of stderr"},
+		cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format: text or json"},
+		cli.BoolFlag{Name: "debug", Usage: "log debug messages"},
+		cli.BoolFlag{Name: "systemd-cgroup", Usage: "use systemd's cgroup driver (only where systemd runs)"},
+	}
+	app.Before = setupLogging
+	app.Commands = []cli.Command{
+		specCommand, createCommand, startCommand, stateCommand, killCommand,
+		deleteCommand, runCommand, listCommand, psCommand, execCommand,
+		pauseCommand, resumeCommand, featuresCommand, stopCommand,
+	}
+	return app
+}
+
+// setupLogging points moor's and libcontainer's logs at --log in
+// --log-format. JSON lines carry lower-case levels and "msg", as
+// containerd's runc client reads them.
+func setupLogging(ctx *cli.Context) error {
+	var out io.Writer = os.Stderr
+	if path := ctx.GlobalString("log"); path != "" {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_SYNC, 0o644)
+		if err != nil {
+			return fmt.Errorf("open log: %w", err)
+		}
+		out = f
+	}
+	level := slog.LevelInfo
+	logrus.SetLevel(logrus.InfoLevel)
+	if ctx.GlobalBool("debug") {
+		level = slog.LevelDebug
+		logrus.SetLevel(logrus.DebugLevel)
+	}
+	if ctx.GlobalString("log") == "" && !ctx.GlobalBool("debug") {
+		level = slog.LevelWarn // a terminal user sees warnings and errors only
+	}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: lowerLevel}
+	logrus.SetOutput(out)
+	switch format := ctx.GlobalString("log-format"); format {
+	case "text":
+		logger = slog.New(slog.NewTextHandler(out, opts))
+	case "json":
+		logger = slog.New(slog.NewJSONHandler(out, opts))
+		logrus.SetFormatter(&logrus.JSONFormatter{})
+	default:
+		return fmt.Errorf("--log-format %q: want text or json", format)
+	}
+	return nil
+}
+
+func lowerLevel(_ []string, a slog.Attr) slog.Attr {
+	if a.Key == slog.LevelKey {
+		a.Value = slog.StringValue(strings.ToLower(a.Value.String()))
+	}
+	return a
+}
+
+func logError(err error) { logger.Error(err.Error()) }
+
+// newSupervisor makes the Supervisor a verb works through.
+func newSupervisor(ctx *cli.Context, reaper *supervisor.Reaper) (*supervisor.Supervisor, error) {
+	return supervisor.New(supervisor.Options{
+		Root:          ctx.GlobalString("root"),
+		Namespace:     ctx.GlobalString("namespace"),
+		Logger:        logger,
+		SystemdCgroup: ctx.GlobalBool("systemd-cgroup"),
+		Reaper:        reaper,
+	})
+}
+
+// oneArg returns the verb's single argument, a task ID or anchor PID.
+func oneArg(ctx *cli.Context) (string, error) {
+	if ctx.NArg() != 1 {
+		return "", fmt.Errorf("%s: want exactly one task id or anchor pid, got %d arguments", ctx.Command.Name, ctx.NArg())
+	}
+	return ctx.Args().First(), nil
+}

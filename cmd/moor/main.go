@@ -1,0 +1,41 @@
+// Command moor is a task supervisor with runc's command line. See the
+// supervisor package for the lifecycle; this package only parses arguments,
+// calls it and turns errors into exit codes.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+
+	"github.com/opencontainers/runc/libcontainer"
+	_ "github.com/opencontainers/runc/libcontainer/nsenter" // nsexec: runs before the Go runtime in "moor init"
+	_ "github.com/opencontainers/cgroups/devices"            // device rules for the cgroup managers
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		libcontainer.Init() // the container's init: never returns
+	}
+	// libcontainer may leave the calling thread in a container's mount
+	// namespace; keep main's thread to ourselves so that never is it.
+	runtime.LockOSThread()
+	err := newApp().Run(os.Args)
+	if err == nil {
+		return
+	}
+	var ec exitCode
+	if errors.As(err, &ec) {
+		os.Exit(int(ec))
+	}
+	logError(err)
+	fmt.Fprintf(os.Stderr, "moor: %v\n", err)
+	os.Exit(1)
+}
+
+// exitCode is returned by a verb that ends with a status of its own (run
+// and exec in the foreground pass on their process's status).
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/urfave/cli"
+
+	"github.com/lf-edge/moor/anchor"
+)
+
+var psCommand = cli.Command{
+	Name:      "ps",
+	Usage:     "list the processes of a task",
+	ArgsUsage: "<task-id|anchor-pid>",
+	Flags: []cli.Flag{
+		cli.StringFlag{Name: "format, f", Value: "table", Usage: "table or json (a list of host PIDs)"},
+	},
+	Action: func(ctx *cli.Context) error {
+		ref, err := oneArg(ctx)
+		if err != nil {
+			return err
+		}
+		sup, err := newSupervisor(ctx, nil)
+		if err != nil {
+			return err
+		}
+		pids, err := sup.Processes(ref)
+		if err != nil {
+			return err
+		}
+		switch f := ctx.String("format"); f {
+		case "json":
+			if pids == nil {
+				pids = []int{}
+			}
+			return printJSON(pids)
+		case "table":
+			w := tabwriter.NewWriter(os.Stdout, 6, 1, 2, ' ', 0)
+			fmt.Fprintln(w, "PID\tPPID\tSTAT\tCMD")
+			for _, pid := range pids {
+				st, err := anchor.ReadStat(anchor.ProcRoot, pid)
+				if err != nil {
+					continue // exited since the cgroup was read
+				}
+				fmt.Fprintf(w, "%d\t%d\t%c\t%s\n", pid, st.PPID, st.State, cmdline(pid, st.Comm))
+			}
+			return w.Flush()
+		default:
+			return fmt.Errorf("ps: --format %q: want table or json", f)
+		}
+	},
+}
+
+// cmdline is the process's command line, or [comm] for a kernel-side one.
+func cmdline(pid int, comm string) string {
+	b, err := os.ReadFile(filepath.Join(anchor.ProcRoot, strconv.Itoa(pid), "cmdline"))
+	if err != nil || len(b) == 0 {
+		return "[" + comm + "]"
+	}
+	return string(bytes.ReplaceAll(bytes.TrimRight(b, "\x00"), []byte{0}, []byte{' '}))
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+
+	"github.com/urfave/cli"
+	"golang.org/x/sys/unix"
+
+	"github.com/lf-edge/moor/supervisor"
+)
+
+var runCommand = cli.Command{
+	Name:      "run",
+	Usage:     "create and start a task; in the foreground, wait for it and exit with its status",
+	ArgsUsage: "<task-id>",
+	Flags: append([]cli.Flag{
+		cli.BoolFlag{Name: "detach, d", Usage: "return once the task runs"},
+		cli.BoolFlag{Name: "keep", Usage: "do not delete the task after it exits"},
+	}, createFlags...),
+	Action: func(ctx *cli.Context) error {
+		id, err := oneArg(ctx)
+		if err != nil {
+			return err
+		}
+		if ctx.Bool("detach") {
+			sup, err := newSupervisor(ctx, nil)
+			if err != nil {
+				return err
+			}
+			if _, err := createTask(ctx, sup, id); err != nil {
+				return err
+			}
+			if _, err := sup.Start(context.Background(), id); err != nil {
+				_ = sup.Delete(context.Background(), id, true)
+				return err
+			}
+			return nil
+		}
+		return runForeground(ctx, id)
+	},
+}
+
+// runForeground is the parent and reaper of the task's anchor: it forwards
+// the signals it gets to the anchor and exits with the anchor's status.
+func runForeground(ctx *cli.Context, id string) error {
+	reaper := supervisor.NewReaper()
+	defer reaper.Close()
+	// Orphans of a task without its own PID namespace come to us.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		logger.Warn("become subreaper", "err", err)
+	}
+	sigs := forwardableSignals()
+	defer signal.Stop(sigs)
+	sup, err := newSupervisor(ctx, reaper)
+	if err != nil {
+		return err
+	}
+	if _, err := createTask(ctx, sup, id); err != nil {
+		return err
+	}
+	if _, err := sup.Start(context.Background(), id); err != nil {
+		_ = sup.Delete(context.Background(), id, true)
+		return err
+	}
+	exited := make(chan *supervisor.Exit, 1)
+	go func() {
+		ex, err := sup.Wait(context.Background(), id)
+		if err != nil {
+			logger.Warn("wait for task", "id", id, "err", err)
+		}
+		exited <- ex
+	}()
+	var ex *supervisor.Exit
+	for ex == nil {
+		select {
+		case sig := <-sigs:
+			if err := sup.Signal(id, sig.(unix.Signal), false); err != nil {
+				logger.Debug("forward signal", "signal", sig, "err", err)
+			}
+		case ex = <-exited:
+			if ex == nil {
+				ex = &supervisor.Exit{Code: 255}
+			}
+		}
+	}
+	if !ctx.Bool("keep") {
+		if err := sup.Delete(context.Background(), id, true); err != nil {
+			return err
+		}
+	}
+	if ex.Code != 0 {
+		return exitCode(ex.Code)
+	}
+	return nil
+}
+
+// forwardableSignals catches every signal a foreground moor passes on to
+// its task: all but those the Go runtime or moor itself needs.
+func forwardableSignals() chan os.Signal {
+	ch := make(chan os.Signal, 32)
+	var sigs []os.Signal
+	for s := unix.Signal(1); s <= unix.Signal(31); s++ {
+		switch s {
+		case unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE, unix.SIGWINCH, unix.SIGKILL, unix.SIGSTOP,
+			unix.SIGSEGV, unix.SIGBUS, unix.SIGFPE, unix.SIGILL, unix.SIGTTIN, unix.SIGTTOU:
+			continue
+		}
+		sigs = append(sigs, s)
+	}
+	signal.Notify(ch, sigs...)
+	return ch
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/opencontainers/runc/libcontainer/specconv"
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/urfave/cli"
+)
+
+var specCommand = cli.Command{
+	Name:  "spec",
+	Usage: "write a default config.json into the bundle",
+	Description: `Writes a config.json that runs "sh" in ./rootfs, read-only, in new
+namespaces, with a 256 MiB memory limit, 1024 CPU shares and at most 1024
+processes: a task moor accepts as it is. An existing config.json is kept.`,
+	Flags: []cli.Flag{
+		cli.StringFlag{Name: "bundle, b", Value: ".", Usage: "bundle directory"},
+	},
+	Action: func(ctx *cli.Context) error {
+		if ctx.NArg() != 0 {
+			return fmt.Errorf("spec: takes no arguments")
+		}
+		path := filepath.Join(ctx.String("bundle"), "config.json")
+		if _, err := os.Stat(path); err == nil {
+			return fmt.Errorf("spec: %s exists already", path)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("spec: %w", err)
+		}
+		b, err := json.MarshalIndent(defaultSpec(), "", "\t")
+		if err != nil {
+			return fmt.Errorf("spec: %w", err)
+		}
+		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("spec: %w", err)
+		}
+		return nil
+	},
+}
+
+// defaultSpec is runc's example spec with the minimum viable resources a
+// moor task needs and no terminal.
+func defaultSpec() *specs.Spec {
+	s := specconv.Example()
+	s.Process.Terminal = false
+	limit, shares, pids := int64(256<<20), uint64(1024), int64(1024)
+	s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit}
+	s.Linux.Resources.CPU = &specs.LinuxCPU{Shares: &shares}
+	s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &pids}
+	return s
+}
+
+// loadSpec reads a bundle's config.json.
+func loadSpec(bundle string) (*specs.Spec, error) {
+	path := filepath.Join(bundle, "config.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read spec: %w", err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("read spec %s: %w", path, err)
+	}
+	return &s, nil
+}

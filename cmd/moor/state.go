@@ -1,0 +1,88 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli"
+)
+
+var stateCommand = cli.Command{
+	Name:      "state",
+	Usage:     "print a task's state as OCI state JSON",
+	ArgsUsage: "<task-id|anchor-pid>",
+	Action: func(ctx *cli.Context) error {
+		ref, err := oneArg(ctx)
+		if err != nil {
+			return err
+		}
+		sup, err := newSupervisor(ctx, nil)
+		if err != nil {
+			return err
+		}
+		st, err := sup.State(ref)
+		if err != nil {
+			return err
+		}
+		return printJSON(st)
+	},
+}
+
+var listCommand = cli.Command{
+	Name:  "list",
+	Usage: "list the tasks of the namespace",
+	Flags: []cli.Flag{
+		cli.StringFlag{Name: "format, f", Value: "table", Usage: "table or json"},
+		cli.BoolFlag{Name: "quiet, q", Usage: "print task IDs only"},
+	},
+	Action: func(ctx *cli.Context) error {
+		if ctx.NArg() != 0 {
+			return fmt.Errorf("list: takes no arguments")
+		}
+		sup, err := newSupervisor(ctx, nil)
+		if err != nil {
+			return err
+		}
+		states, err := sup.List()
+		if err != nil {
+			return err
+		}
+		if ctx.Bool("quiet") {
+			for _, st := range states {
+				fmt.Println(st.ID)
+			}
+			return nil
+		}
+		switch f := ctx.String("format"); f {
+		case "json":
+			if states == nil {
+				fmt.Println("[]")
+				return nil
+			}
+			return printJSON(states)
+		case "table":
+			w := tabwriter.NewWriter(os.Stdout, 12, 1, 3, ' ', 0)
+			fmt.Fprintln(w, "ID\tPID\tSTATUS\tRESTARTS\tEXIT\tBUNDLE\tCREATED")
+			for _, st := range states {
+				exit := ""
+				if st.Exit != nil {
+					exit = fmt.Sprintf("%d (%s)", st.Exit.Code, st.Exit.Reason)
+				}
+				fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%s\t%s\t%s\n", st.ID, st.PID, st.Status, st.Restarts, exit,
+					st.Bundle, st.Created.Format(time.RFC3339Nano))
+			}
+			return w.Flush()
+		default:
+			return fmt.Errorf("list: --format %q: want table or json", f)
+		}
+	},
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

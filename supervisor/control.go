@@ -1,0 +1,270 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/opencontainers/cgroups"
+	"github.com/opencontainers/cgroups/manager"
+	"github.com/opencontainers/runc/libcontainer"
+	"golang.org/x/sys/unix"
+
+	"github.com/lf-edge/moor/anchor"
+	"github.com/lf-edge/moor/cgroup"
+)
+
+// StopSignalAnnotation names the signal Stop sends first (an OCI image
+// config's StopSignal); SIGTERM when absent.
+const StopSignalAnnotation = "org.opencontainers.image.stopSignal"
+
+// Signal sends sig to the task's anchor, or with all to every process of
+// the task. The anchor is reached through a pidfd checked against its
+// recorded start time: a reused PID is never signalled.
+func (s *Supervisor) Signal(ref string, sig unix.Signal, all bool) error {
+	rec, err := s.Resolve(ref)
+	if err != nil {
+		return fmt.Errorf("signal task: %w", err)
+	}
+	if err := requireStatus("signal", rec.ID, s.observe(rec), Created, Running, Paused); err != nil {
+		return err
+	}
+	if all {
+		return s.signalAll(rec, sig)
+	}
+	h, err := rec.Anchor.Open(s.opts.ProcRoot)
+	if err != nil {
+		return fmt.Errorf("signal task %s: %w", rec.ID, err)
+	}
+	defer h.Close()
+	if err := h.Signal(sig); err != nil {
+		return fmt.Errorf("signal task %s: %w", rec.ID, err)
+	}
+	if sig == unix.SIGKILL {
+		s.thaw(rec)
+	}
+	return nil
+}
+
+// signalAll sends sig to every process in the task's cgroup, each through
+// its own pidfd.
+func (s *Supervisor) signalAll(rec *Record, sig unix.Signal) error {
+	pids, err := s.pids(rec)
+	if err != nil {
+		return fmt.Errorf("signal all of task %s: %w", rec.ID, err)
+	}
+	var errs []error
+	for _, pid := range pids {
+		fd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			continue // gone since the cgroup was read
+		}
+		if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+			errs = append(errs, fmt.Errorf("signal pid %d: %w", pid, err))
+		}
+		unix.Close(fd)
+	}
+	if sig == unix.SIGKILL {
+		s.thaw(rec)
+	}
+	return errors.Join(errs...)
+}
+
+// thaw lets a frozen task receive a SIGKILL that is waiting for it.
+func (s *Supervisor) thaw(rec *Record) {
+	if c, err := s.load(rec); err == nil {
+		if st, _ := c.Status(); st == libcontainer.Paused {
+			_ = c.Resume()
+		}
+	}
+}
+
+// pids lists the processes in the task's cgroup.
+func (s *Supervisor) pids(rec *Record) ([]int, error) {
+	c, err := s.load(rec)
+	if err != nil {
+		return nil, err
+	}
+	return c.Processes()
+}
+
+// Processes lists the host PIDs of every process of the task.
+func (s *Supervisor) Processes(ref string) ([]int, error) {
+	rec, err := s.Resolve(ref)
+	if err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	pids, err := s.pids(rec)
+	if err != nil {
+		return nil, fmt.Errorf("list processes of %s: %w", rec.ID, err)
+	}
+	return pids, nil
+}
+
+// Stop ends a task as the seed's Stop does: the stop signal (SIGTERM unless
+// the task's stop-signal annotation says otherwise) to the anchor, up to
+// timeout for it to exit, then SIGKILL to every process of the task, and it
+// returns once all of them are gone.
+func (s *Supervisor) Stop(ctx context.Context, ref string, timeout time.Duration) error {
+	rec, err := s.Resolve(ref)
+	if err != nil {
+		return fmt.Errorf("stop task: %w", err)
+	}
+	st := s.observe(rec)
+	if st == Stopped {
+		return s.killRest(ctx, rec)
+	}
+	if err := requireStatus("stop", rec.ID, st, Created, Running, Paused); err != nil {
+		return err
+	}
+	sig := unix.SIGTERM
+	if name := rec.Annotations[StopSignalAnnotation]; name != "" {
+		if sig, err = ParseSignal(name); err != nil {
+			return fmt.Errorf("stop task %s: annotation %s: %w", rec.ID, StopSignalAnnotation, err)
+		}
+	}
+	h, err := rec.Anchor.Open(s.opts.ProcRoot)
+	if errors.Is(err, anchor.ErrGone) {
+		return s.killRest(ctx, rec)
+	}
+	if err != nil {
+		return fmt.Errorf("stop task %s: %w", rec.ID, err)
+	}
+	defer h.Close()
+	if st == Paused {
+		s.thaw(rec)
+	}
+	if st != Created {
+		if err := h.Signal(sig); err != nil && !errors.Is(err, anchor.ErrGone) {
+			return fmt.Errorf("stop task %s: %w", rec.ID, err)
+		}
+		graceCtx, cancel := context.WithTimeout(ctx, timeout)
+		err = h.Wait(graceCtx)
+		cancel()
+		if err == nil {
+			s.log.Info("task stopped", "id", rec.ID, "signal", unix.SignalName(sig))
+			return s.killRest(ctx, rec)
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("stop task %s: %w", rec.ID, ctx.Err())
+		}
+		s.log.Info("task did not stop in time: killing", "id", rec.ID, "timeout", timeout)
+	}
+	return s.killRest(ctx, rec)
+}
+
+// killRest SIGKILLs every process left in the task's cgroup and waits
+// until the cgroup is empty.
+func (s *Supervisor) killRest(ctx context.Context, rec *Record) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+		pids, err := s.pids(rec)
+		if err != nil || len(pids) == 0 {
+			return nil // no cgroup, or nothing left in it
+		}
+		if err := s.signalAll(rec, unix.SIGKILL); err != nil {
+			return fmt.Errorf("kill task %s: %w", rec.ID, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kill task %s: %d processes left: %w", rec.ID, len(pids), ctx.Err())
+		case <-time.After(delay):
+		}
+	}
+}
+
+// Delete removes a task: its cgroup, the parents moor made for it, its
+// mounts and its state. A running or paused task is refused unless force,
+// which kills it first. A created task is killed, as runc does.
+func (s *Supervisor) Delete(ctx context.Context, ref string, force bool) error {
+	rec, err := s.Resolve(ref)
+	if err != nil {
+		return fmt.Errorf("delete task: %w", err)
+	}
+	st := s.observe(rec)
+	if !force {
+		if err := requireStatus("delete", rec.ID, st, Created, Stopped, Creating); err != nil {
+			return fmt.Errorf("%w (stop it first, or delete --force)", err)
+		}
+	}
+	if st != Stopped {
+		s.killAnchor(ctx, rec)
+	}
+	if err := s.killRest(ctx, rec); err != nil {
+		return fmt.Errorf("delete task %s: %w", rec.ID, err)
+	}
+	if c, err := s.load(rec); err == nil {
+		if err := c.Destroy(); err != nil {
+			return fmt.Errorf("delete task %s: %w", rec.ID, err)
+		}
+	} else if err := s.destroyCgroup(rec); err != nil {
+		return fmt.Errorf("delete task %s: %w", rec.ID, err)
+	}
+	cgroup.RemoveEmpty(s.hierarchies(), rec.CgroupParents)
+	if s.opts.Reaper != nil {
+		s.opts.Reaper.Unwatch(rec.Anchor.PID)
+	}
+	s.mu.Lock()
+	delete(s.exited, rec.ID)
+	s.mu.Unlock()
+	if err := s.store.Remove(rec.Namespace, rec.ID); err != nil {
+		return fmt.Errorf("delete task %s: %w", rec.ID, err)
+	}
+	s.log.Info("task deleted", "id", rec.ID)
+	return nil
+}
+
+// destroyCgroup removes the cgroup of a task whose libcontainer state is
+// missing (a create that died half-way).
+func (s *Supervisor) destroyCgroup(rec *Record) error {
+	if rec.CgroupPath == "" {
+		return nil
+	}
+	m, err := manager.New(&cgroups.Cgroup{Path: rec.CgroupPath, Resources: &cgroups.Resources{}, Systemd: s.opts.SystemdCgroup})
+	if err != nil {
+		return fmt.Errorf("open cgroup %s: %w", rec.CgroupPath, err)
+	}
+	if err := m.Destroy(); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove cgroup %s: %w", rec.CgroupPath, err)
+	}
+	return nil
+}
+
+// Pause freezes every process of a running task.
+func (s *Supervisor) Pause(ref string) error {
+	return s.freeze(ref, "pause", Running, Paused)
+}
+
+// Resume thaws a paused task.
+func (s *Supervisor) Resume(ref string) error {
+	return s.freeze(ref, "resume", Paused, Running)
+}
+
+func (s *Supervisor) freeze(ref, action string, from, to Status) error {
+	rec, err := s.Resolve(ref)
+	if err != nil {
+		return fmt.Errorf("%s task: %w", action, err)
+	}
+	if err := requireStatus(action, rec.ID, s.observe(rec), from); err != nil {
+		return err
+	}
+	c, err := s.load(rec)
+	if err != nil {
+		return fmt.Errorf("%s task %s: %w", action, rec.ID, err)
+	}
+	if to == Paused {
+		err = c.Pause()
+	} else {
+		err = c.Resume()
+	}
+	if err != nil {
+		return fmt.Errorf("%s task %s: %w", action, rec.ID, err)
+	}
+	if err := s.setStatus(rec, to); err != nil {
+		return fmt.Errorf("%s task %s: %w", action, rec.ID, err)
+	}
+	return nil
+}

@@ -1,0 +1,180 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/specconv"
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/lf-edge/moor/anchor"
+	"github.com/lf-edge/moor/cgroup"
+)
+
+// CreateOptions describe a task to create.
+type CreateOptions struct {
+	ID     string
+	Bundle string // the bundle directory; relative paths in Spec are resolved against it
+	Spec   *specs.Spec
+	IO     IO
+	// ExtraFiles are passed to the task's process as fds 3, 4, ...
+	ExtraFiles []*os.File
+}
+
+// Create makes a task's namespaces, cgroup and anchor; the anchor waits for
+// Start. The spec is validated first: a bad spec leaves nothing behind, and
+// so does any later failure.
+func (s *Supervisor) Create(ctx context.Context, o CreateOptions) (*Record, error) {
+	if err := checkID(o.ID); err != nil {
+		return nil, fmt.Errorf("create task: %w", err)
+	}
+	if err := ValidateSpec(o.Spec); err != nil {
+		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
+	}
+	bundle, err := filepath.Abs(o.Bundle)
+	if err != nil {
+		return nil, fmt.Errorf("create task %s: bundle: %w", o.ID, err)
+	}
+	spec := absolutize(o.Spec, bundle)
+	if fi, err := os.Stat(spec.Root.Path); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("create task %s: %w: root.path: %s is not a directory", o.ID, ErrInvalidSpec, spec.Root.Path)
+	}
+	if spec.Linux.CgroupsPath == "" {
+		spec.Linux.CgroupsPath = cgroup.DefaultPath(s.opts.Namespace, o.ID)
+	}
+	if err := cgroup.CheckPath(spec.Linux.CgroupsPath, s.opts.SystemdCgroup); err != nil {
+		return nil, fmt.Errorf("create task %s: %w: linux.cgroupsPath: %w", o.ID, ErrInvalidSpec, err)
+	}
+	if _, err := s.store.Load(s.opts.Namespace, o.ID); err == nil {
+		return nil, fmt.Errorf("create task %s: %w", o.ID, ErrExist)
+	}
+	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
+		CgroupName:       o.ID,
+		UseSystemdCgroup: s.opts.SystemdCgroup,
+		Spec:             spec,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create task %s: %w: %w", o.ID, ErrInvalidSpec, err)
+	}
+	setBundleLabel(cfg, bundle)
+	proc, err := newProcess(spec.Process, o.IO, true)
+	if err != nil {
+		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
+	}
+	proc.ExtraFiles = o.ExtraFiles
+
+	var undo cleanup
+	defer undo.run()
+	hier := s.hierarchies()
+	rec := &Record{
+		ID:            o.ID,
+		Namespace:     s.opts.Namespace,
+		Bundle:        bundle,
+		Status:        Creating,
+		Created:       time.Now().UTC(),
+		Annotations:   spec.Annotations,
+		CgroupPath:    spec.Linux.CgroupsPath,
+		CgroupParents: cgroup.MissingAncestors(hier, spec.Linux.CgroupsPath),
+	}
+	c, err := libcontainer.Create(s.store.NamespaceDir(s.opts.Namespace), o.ID, cfg)
+	if err != nil {
+		if errors.Is(err, libcontainer.ErrExist) {
+			err = ErrExist
+		}
+		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
+	}
+	undo.push(func() {
+		if err := c.Destroy(); err != nil {
+			s.log.Warn("undo create: destroy container", "id", o.ID, "err", err)
+		}
+		cgroup.RemoveEmpty(hier, rec.CgroupParents)
+		_ = s.store.Remove(s.opts.Namespace, o.ID)
+	})
+	if err := os.Chmod(s.store.Dir(s.opts.Namespace, o.ID), 0o700); err != nil {
+		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
+	}
+	if err := s.store.SaveSpec(s.opts.Namespace, o.ID, o.Spec); err != nil {
+		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
+	}
+	if err := s.store.Save(rec); err != nil {
+		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
+	}
+	if err := s.startAnchor(c, proc, rec); err != nil {
+		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
+	}
+	undo.push(func() { s.killAnchor(ctx, rec) })
+	if err := s.setStatus(rec, Created); err != nil {
+		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
+	}
+	undo.release()
+	s.log.Info("task created", "id", o.ID, "pid", rec.Anchor.PID, "cgroup", rec.CgroupPath)
+	return rec, nil
+}
+
+// startAnchor forks the anchor (blocked until Start), records its identity
+// and, with a reaper, watches it before the reaper may collect it.
+func (s *Supervisor) startAnchor(c *libcontainer.Container, proc *libcontainer.Process, rec *Record) error {
+	if s.opts.Reaper != nil {
+		release := s.opts.Reaper.HoldStarts()
+		defer release()
+	}
+	if err := c.Start(proc); err != nil {
+		return fmt.Errorf("start anchor: %w", err)
+	}
+	pid, err := proc.Pid()
+	if err != nil {
+		return fmt.Errorf("start anchor: %w", err)
+	}
+	id, err := anchor.Capture(s.opts.ProcRoot, pid)
+	if err != nil {
+		_ = unix.Kill(pid, unix.SIGKILL) // our own child, not yet reaped: the PID is still ours
+		return err
+	}
+	rec.Anchor = id
+	if s.opts.Reaper != nil {
+		s.watch(rec)
+	}
+	return nil
+}
+
+// killAnchor kills a task's anchor and waits until it has exited.
+func (s *Supervisor) killAnchor(ctx context.Context, rec *Record) {
+	h, err := rec.Anchor.Open(s.opts.ProcRoot)
+	if err != nil {
+		return
+	}
+	defer h.Close()
+	_ = h.Signal(unix.SIGKILL)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_ = h.Wait(ctx)
+}
+
+// Start lets a created task's anchor run the task's process.
+func (s *Supervisor) Start(ctx context.Context, ref string) (*Record, error) {
+	rec, err := s.Resolve(ref)
+	if err != nil {
+		return nil, fmt.Errorf("start task: %w", err)
+	}
+	if err := requireStatus("start", rec.ID, s.observe(rec), Created); err != nil {
+		return nil, err
+	}
+	c, err := s.load(rec)
+	if err != nil {
+		return nil, fmt.Errorf("start task %s: %w", rec.ID, err)
+	}
+	if err := c.Exec(); err != nil {
+		return nil, fmt.Errorf("start task %s: %w", rec.ID, err)
+	}
+	if err := s.setStatus(rec, Running); err != nil {
+		return nil, fmt.Errorf("start task %s: %w", rec.ID, err)
+	}
+	s.log.Info("task started", "id", rec.ID, "pid", rec.Anchor.PID)
+	return rec, nil
+}

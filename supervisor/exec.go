@@ -1,0 +1,54 @@
+package supervisor
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Execed is a process started inside a running task.
+type Execed struct {
+	PID int
+	// Done receives the process's exit when the Supervisor has a reaper;
+	// it is nil otherwise.
+	Done <-chan Reaped
+}
+
+// Exec starts another process in a running task's namespaces and cgroup.
+func (s *Supervisor) Exec(ref string, p *specs.Process, stdio IO, extra []*os.File) (*Execed, error) {
+	rec, err := s.Resolve(ref)
+	if err != nil {
+		return nil, fmt.Errorf("exec in task: %w", err)
+	}
+	if err := requireStatus("exec in", rec.ID, s.observe(rec), Running); err != nil {
+		return nil, err
+	}
+	if p == nil || len(p.Args) == 0 {
+		return nil, fmt.Errorf("exec in task %s: %w: process.args: must name a program", rec.ID, ErrInvalidSpec)
+	}
+	proc, err := newProcess(p, stdio, false)
+	if err != nil {
+		return nil, fmt.Errorf("exec in task %s: %w", rec.ID, err)
+	}
+	proc.ExtraFiles = extra
+	c, err := s.load(rec)
+	if err != nil {
+		return nil, fmt.Errorf("exec in task %s: %w", rec.ID, err)
+	}
+	ex := &Execed{}
+	if s.opts.Reaper != nil {
+		release := s.opts.Reaper.HoldStarts()
+		defer release()
+	}
+	if err := c.Run(proc); err != nil {
+		return nil, fmt.Errorf("exec in task %s: %w", rec.ID, err)
+	}
+	if ex.PID, err = proc.Pid(); err != nil {
+		return nil, fmt.Errorf("exec in task %s: %w", rec.ID, err)
+	}
+	if s.opts.Reaper != nil {
+		ex.Done = s.opts.Reaper.WaitChan(ex.PID)
+	}
+	return ex, nil
+}

@@ -1,0 +1,77 @@
+package supervisor
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// State is a task as the OCI state document describes it, plus what moor
+// knows beyond: namespace, cgroup, exit and restarts.
+type State struct {
+	OCIVersion  string            `json:"ociVersion"`
+	ID          string            `json:"id"`
+	Status      Status            `json:"status"`
+	PID         int               `json:"pid"`
+	Bundle      string            `json:"bundle"`
+	Rootfs      string            `json:"rootfs,omitempty"`
+	Created     time.Time         `json:"created"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Namespace   string            `json:"namespace"`
+	CgroupPath  string            `json:"cgroupPath,omitempty"`
+	Exit        *Exit             `json:"exit,omitempty"`
+	Restarts    int               `json:"restarts,omitempty"`
+}
+
+// State reports a task's state as the kernel shows it now.
+func (s *Supervisor) State(ref string) (*State, error) {
+	rec, err := s.Resolve(ref)
+	if err != nil {
+		return nil, fmt.Errorf("state of task: %w", err)
+	}
+	return s.stateOf(rec), nil
+}
+
+func (s *Supervisor) stateOf(rec *Record) *State {
+	st := &State{
+		OCIVersion:  specs.Version,
+		ID:          rec.ID,
+		Status:      s.observe(rec),
+		Bundle:      rec.Bundle,
+		Created:     rec.Created,
+		Annotations: rec.Annotations,
+		Namespace:   rec.Namespace,
+		CgroupPath:  rec.CgroupPath,
+		Exit:        rec.Exit,
+		Restarts:    rec.Restarts,
+	}
+	if st.Status != Stopped {
+		st.PID = rec.Anchor.PID
+	}
+	if spec, err := s.store.LoadSpec(rec.Namespace, rec.ID); err == nil && spec.Root != nil {
+		st.Rootfs = spec.Root.Path
+		if !filepath.IsAbs(st.Rootfs) {
+			st.Rootfs = filepath.Join(rec.Bundle, st.Rootfs)
+		}
+	}
+	return st
+}
+
+// List reports every task of the namespace.
+func (s *Supervisor) List() ([]*State, error) {
+	ids, err := s.store.IDs(s.opts.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	var out []*State
+	for _, id := range ids {
+		rec, err := s.store.Load(s.opts.Namespace, id)
+		if err != nil {
+			continue // a task being created or deleted right now
+		}
+		out = append(out, s.stateOf(rec))
+	}
+	return out, nil
+}

@@ -1,0 +1,228 @@
+package supervisor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"time"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/lf-edge/moor/anchor"
+)
+
+// ErrNotExist means no task of that name or anchor PID exists.
+var ErrNotExist = errors.New("task does not exist")
+
+// ErrExist means a task of that name exists already.
+var ErrExist = errors.New("task already exists")
+
+const (
+	recordFile = "moor.json"
+	specFile   = "config.json"
+)
+
+// idPattern is what libcontainer accepts as a container ID.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9_+.-]+$`)
+
+// namePattern is what moor accepts as a task namespace: a single path
+// element, as containerd's namespaces are.
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+func checkID(id string) error {
+	if id == "" || !idPattern.MatchString(id) || id == "." || id == ".." {
+		return fmt.Errorf("task id %q: want letters, digits and _+.- only", id)
+	}
+	return nil
+}
+
+// ExitReason says why a task's anchor ended.
+type ExitReason string
+
+const (
+	ExitCode   ExitReason = "exited"   // the anchor exited by itself
+	ExitSignal ExitReason = "signaled" // a signal killed the anchor
+	ExitOOM    ExitReason = "oom"      // the kernel's OOM killer killed it
+)
+
+// Exit is how a task's anchor ended, as its reaper saw it.
+type Exit struct {
+	Code   int        `json:"code"`             // the shell's convention: 128+signal when killed
+	Signal string     `json:"signal,omitempty"` // e.g. SIGKILL
+	Reason ExitReason `json:"reason"`
+	At     time.Time  `json:"at"`
+}
+
+// Record is what moor keeps of a task beside libcontainer's own state.
+type Record struct {
+	ID          string            `json:"id"`
+	Namespace   string            `json:"namespace"`
+	Bundle      string            `json:"bundle"`
+	Status      Status            `json:"status"`
+	Anchor      anchor.Identity   `json:"anchor"`
+	Created     time.Time         `json:"created"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// CgroupPath is the task's cgroup, absolute.
+	CgroupPath string `json:"cgroupPath"`
+	// CgroupParents are the ancestors of CgroupPath that moor created and
+	// removes at delete once empty.
+	CgroupParents []string `json:"cgroupParents,omitempty"`
+	Exit          *Exit    `json:"exit,omitempty"`
+	Restarts      int      `json:"restarts,omitempty"`
+}
+
+// Store keeps task state under root: one directory per task at
+// <root>/<namespace>/<id>, shared with libcontainer's state.json.
+type Store struct {
+	Root string
+}
+
+// NamespaceDir is libcontainer's state root for a task namespace.
+func (s Store) NamespaceDir(namespace string) string { return filepath.Join(s.Root, namespace) }
+
+// Dir is the directory of one task.
+func (s Store) Dir(namespace, id string) string { return filepath.Join(s.Root, namespace, id) }
+
+// Load reads a task's record.
+func (s Store) Load(namespace, id string) (*Record, error) {
+	if err := checkID(id); err != nil {
+		return nil, fmt.Errorf("load task: %w", err)
+	}
+	b, err := os.ReadFile(filepath.Join(s.Dir(namespace, id), recordFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("load task %s: %w", id, ErrNotExist)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load task %s: %w", id, err)
+	}
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("load task %s: decode %s: %w", id, recordFile, err)
+	}
+	return &r, nil
+}
+
+// Save writes a task's record atomically.
+func (s Store) Save(r *Record) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("save task %s: %w", r.ID, err)
+	}
+	if err := writeAtomic(filepath.Join(s.Dir(r.Namespace, r.ID), recordFile), b); err != nil {
+		return fmt.Errorf("save task %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// Update loads a task's record under the task's lock, lets fn change it and
+// saves it. The lock is an flock on the task directory, so updates from
+// other goroutines and other processes are serialised.
+func (s Store) Update(namespace, id string, fn func(*Record) error) (*Record, error) {
+	if err := checkID(id); err != nil {
+		return nil, fmt.Errorf("update task: %w", err)
+	}
+	d, err := os.Open(s.Dir(namespace, id))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("update task %s: %w", id, ErrNotExist)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("update task %s: %w", id, err)
+	}
+	defer d.Close()
+	if err := unix.Flock(int(d.Fd()), unix.LOCK_EX); err != nil {
+		return nil, fmt.Errorf("lock task %s: %w", id, err)
+	}
+	rec, err := s.Load(namespace, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := fn(rec); err != nil {
+		return rec, err
+	}
+	return rec, s.Save(rec)
+}
+
+// SaveSpec keeps the spec the task was created from.
+func (s Store) SaveSpec(namespace, id string, spec *specs.Spec) error {
+	b, err := json.MarshalIndent(spec, "", "  ")
+	if err != nil {
+		return fmt.Errorf("save spec of %s: %w", id, err)
+	}
+	if err := writeAtomic(filepath.Join(s.Dir(namespace, id), specFile), b); err != nil {
+		return fmt.Errorf("save spec of %s: %w", id, err)
+	}
+	return nil
+}
+
+// LoadSpec reads the spec the task was created from.
+func (s Store) LoadSpec(namespace, id string) (*specs.Spec, error) {
+	b, err := os.ReadFile(filepath.Join(s.Dir(namespace, id), specFile))
+	if err != nil {
+		return nil, fmt.Errorf("load spec of %s: %w", id, err)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return nil, fmt.Errorf("load spec of %s: %w", id, err)
+	}
+	return &spec, nil
+}
+
+// IDs lists the task IDs of a namespace, sorted.
+func (s Store) IDs(namespace string) ([]string, error) {
+	entries, err := os.ReadDir(s.NamespaceDir(namespace))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list tasks: %w", err)
+	}
+	var ids []string
+	for _, e := range entries {
+		if e.IsDir() && checkID(e.Name()) == nil {
+			ids = append(ids, e.Name())
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// Remove deletes a task's directory, and the namespace directory once empty.
+func (s Store) Remove(namespace, id string) error {
+	if err := os.RemoveAll(s.Dir(namespace, id)); err != nil {
+		return fmt.Errorf("remove state of %s: %w", id, err)
+	}
+	_ = os.Remove(s.NamespaceDir(namespace))
+	return nil
+}
+
+// writeAtomic writes b to path through a temporary file and a rename, so a
+// reader sees the old or the new content and never a part.
+func writeAtomic(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, werr := f.Write(b)
+	if err := f.Sync(); werr == nil {
+		werr = err
+	}
+	if err := f.Close(); werr == nil {
+		werr = err
+	}
+	if werr == nil {
+		werr = os.Chmod(tmp, 0o600)
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, path)
+	}
+	if werr != nil {
+		os.Remove(tmp)
+	}
+	return werr
+}

@@ -1,0 +1,187 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+
+	"github.com/opencontainers/runc/libcontainer"
+
+	"github.com/lf-edge/moor/anchor"
+	"github.com/lf-edge/moor/cgroup"
+)
+
+// DefaultRoot is where task state lives unless told otherwise.
+const DefaultRoot = "/run/moor"
+
+// DefaultNamespace is the task namespace unless told otherwise.
+const DefaultNamespace = "default"
+
+// Options configure a Supervisor.
+type Options struct {
+	Root          string // state root; DefaultRoot when empty
+	Namespace     string // task namespace; DefaultNamespace when empty
+	Logger        *slog.Logger
+	SystemdCgroup bool   // use the systemd cgroup driver (only where systemd runs)
+	ProcRoot      string // procfs; anchor.ProcRoot when empty
+	// Reaper, when set, is the process's reaper: tasks this Supervisor
+	// creates are watched and their exits recorded. Without one the caller
+	// is not the anchors' reaper and exits are only seen as "stopped".
+	Reaper *Reaper
+}
+
+// Supervisor runs tasks of one task namespace.
+type Supervisor struct {
+	opts  Options
+	store Store
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	waiters map[string][]chan *Exit // task ID → those waiting for its exit
+	exited  map[string]*Exit        // exits the reaper saw, for late waiters
+}
+
+// New checks the options and returns a Supervisor.
+func New(opts Options) (*Supervisor, error) {
+	if opts.Root == "" {
+		opts.Root = DefaultRoot
+	}
+	if opts.Namespace == "" {
+		opts.Namespace = DefaultNamespace
+	}
+	if !namePattern.MatchString(opts.Namespace) {
+		return nil, fmt.Errorf("task namespace %q: want letters, digits and _.- only", opts.Namespace)
+	}
+	if opts.ProcRoot == "" {
+		opts.ProcRoot = anchor.ProcRoot
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.SystemdCgroup {
+		if _, err := os.Stat("/run/systemd/system"); err != nil {
+			return nil, errors.New("systemd cgroup driver: systemd is not running on this host (no /run/systemd/system); drop --systemd-cgroup")
+		}
+	}
+	return &Supervisor{
+		opts:    opts,
+		store:   Store{Root: opts.Root},
+		log:     opts.Logger.With("namespace", opts.Namespace),
+		waiters: map[string][]chan *Exit{},
+		exited:  map[string]*Exit{},
+	}, nil
+}
+
+// Namespace is the task namespace this Supervisor works in.
+func (s *Supervisor) Namespace() string { return s.opts.Namespace }
+
+// Store is the state store this Supervisor uses.
+func (s *Supervisor) Store() Store { return s.store }
+
+// Resolve turns a task reference, an ID or an anchor PID, into the task's
+// record. An ID wins when a task of that name exists.
+func (s *Supervisor) Resolve(ref string) (*Record, error) {
+	if ref == "" {
+		return nil, fmt.Errorf("resolve task: empty id: %w", ErrNotExist)
+	}
+	if checkID(ref) == nil {
+		rec, err := s.store.Load(s.opts.Namespace, ref)
+		if err == nil || !errors.Is(err, ErrNotExist) {
+			return rec, err
+		}
+	}
+	pid, err := strconv.Atoi(ref)
+	if err != nil || pid <= 0 {
+		return nil, fmt.Errorf("resolve task %s: %w", ref, ErrNotExist)
+	}
+	ids, err := s.store.IDs(s.opts.Namespace)
+	if err != nil {
+		return nil, fmt.Errorf("resolve task %s: %w", ref, err)
+	}
+	for _, id := range ids {
+		rec, err := s.store.Load(s.opts.Namespace, id)
+		if err != nil || rec.Anchor.PID != pid || rec.Exit != nil {
+			continue
+		}
+		if rec.Anchor.Check(s.opts.ProcRoot) == nil {
+			return rec, nil
+		}
+	}
+	return nil, fmt.Errorf("resolve task %s: no task by that name, nor a live anchor of that pid: %w", ref, ErrNotExist)
+}
+
+// load opens libcontainer's view of a task.
+func (s *Supervisor) load(rec *Record) (*libcontainer.Container, error) {
+	c, err := libcontainer.Load(s.store.NamespaceDir(rec.Namespace), rec.ID)
+	if err != nil {
+		return nil, fmt.Errorf("load container %s: %w", rec.ID, err)
+	}
+	return c, nil
+}
+
+// observe finds a task's status from the record and from the kernel: the
+// record alone may be stale, since the anchor can die with nobody watching.
+func (s *Supervisor) observe(rec *Record) Status {
+	if rec.Status == Stopped || rec.Exit != nil {
+		return Stopped
+	}
+	if rec.Status == Creating {
+		if rec.Anchor.PID == 0 {
+			return Creating
+		}
+	}
+	if err := rec.Anchor.Check(s.opts.ProcRoot); err != nil {
+		return Stopped
+	}
+	c, err := s.load(rec)
+	if err != nil {
+		return rec.Status
+	}
+	st, err := c.Status()
+	if err != nil {
+		return rec.Status
+	}
+	switch st {
+	case libcontainer.Created:
+		return Created
+	case libcontainer.Running:
+		return Running
+	case libcontainer.Paused:
+		return Paused
+	default:
+		return Stopped
+	}
+}
+
+// setStatus moves a task's recorded status through the transition function
+// and saves it; rec is refreshed from the store first, under the task lock.
+func (s *Supervisor) setStatus(rec *Record, to Status) error {
+	fresh, err := s.store.Update(rec.Namespace, rec.ID, func(r *Record) error {
+		if r.Status == to {
+			return nil
+		}
+		next, err := transition(r.Status, to)
+		if err != nil {
+			return fmt.Errorf("task %s: %w", r.ID, err)
+		}
+		r.Status = next
+		return nil
+	})
+	if fresh != nil {
+		*rec = *fresh
+	}
+	return err
+}
+
+// hierarchies lists the host's cgroup mounts, for the parent bookkeeping.
+func (s *Supervisor) hierarchies() []string {
+	h, err := cgroup.Hierarchies()
+	if err != nil {
+		s.log.Warn("list cgroup hierarchies", "err", err)
+	}
+	return h
+}
