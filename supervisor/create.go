@@ -109,7 +109,8 @@ func (s *Supervisor) Create(ctx context.Context, o CreateOptions) (*Record, erro
 		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
 	}
 	undo.push(func() { s.killAnchor(ctx, rec) })
-	if err := s.setStatus(rec, Created); err != nil {
+	anchorID := rec.Anchor
+	if err := s.setStatusWith(rec, Created, func(r *Record) { r.Anchor = anchorID }); err != nil {
 		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
 	}
 	undo.release()

@@ -160,8 +160,18 @@ func (s *Supervisor) observe(rec *Record) Status {
 // setStatus moves a task's recorded status through the transition function
 // and saves it; rec is refreshed from the store first, under the task lock.
 func (s *Supervisor) setStatus(rec *Record, to Status) error {
+	return s.setStatusWith(rec, to, nil)
+}
+
+// setStatusWith is setStatus that also applies change to the record.
+func (s *Supervisor) setStatusWith(rec *Record, to Status, change func(*Record)) error {
 	fresh, err := s.store.Update(rec.Namespace, rec.ID, func(r *Record) error {
-		if r.Status == to {
+		if change != nil {
+			change(r)
+		}
+		// Stopped is final: the reaper may have recorded the exit
+		// between the caller's action and this update.
+		if r.Status == to || r.Status == Stopped {
 			return nil
 		}
 		next, err := transition(r.Status, to)

@@ -52,6 +52,7 @@ func setupLogging(ctx *cli.Context) error {
 			return fmt.Errorf("open log: %w", err)
 		}
 		out = f
+		logToFile = true
 	}
 	level := slog.LevelInfo
 	logrus.SetLevel(logrus.InfoLevel)
@@ -83,7 +84,15 @@ func lowerLevel(_ []string, a slog.Attr) slog.Attr {
 	return a
 }
 
-func logError(err error) { logger.Error(err.Error()) }
+// logToFile is set when --log names a file: errors go there as well as to
+// stderr, where containerd's runc client and a person each look.
+var logToFile bool
+
+func logError(err error) {
+	if logToFile {
+		logger.Error(err.Error())
+	}
+}
 
 // newSupervisor makes the Supervisor a verb works through.
 func newSupervisor(ctx *cli.Context, reaper *supervisor.Reaper) (*supervisor.Supervisor, error) {

@@ -47,6 +47,7 @@ processes: a task moor accepts as it is. An existing config.json is kept.`,
 func defaultSpec() *specs.Spec {
 	s := specconv.Example()
 	s.Process.Terminal = false
+	s.Hostname = "moor"
 	limit, shares, pids := int64(256<<20), uint64(1024), int64(1024)
 	s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit}
 	s.Linux.Resources.CPU = &specs.LinuxCPU{Shares: &shares}
