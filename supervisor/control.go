@@ -14,6 +14,7 @@ import (
 
 	"github.com/lf-edge/moor/anchor"
 	"github.com/lf-edge/moor/cgroup"
+	"github.com/lf-edge/moor/rootfs"
 )
 
 // StopSignalAnnotation names the signal Stop sends first (an OCI image
@@ -204,6 +205,9 @@ func (s *Supervisor) Delete(ctx context.Context, ref string, force bool) error {
 		return fmt.Errorf("delete task %s: %w", rec.ID, err)
 	}
 	cgroup.RemoveEmpty(s.hierarchies(), rec.CgroupParents)
+	if err := rootfs.Cleanup(s.store.ScratchDir(rec.Namespace, rec.ID)); err != nil {
+		return fmt.Errorf("delete task %s: %w", rec.ID, err)
+	}
 	if s.opts.Reaper != nil {
 		s.opts.Reaper.Unwatch(rec.Anchor.PID)
 	}

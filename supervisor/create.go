@@ -15,6 +15,7 @@ import (
 
 	"github.com/lf-edge/moor/anchor"
 	"github.com/lf-edge/moor/cgroup"
+	"github.com/lf-edge/moor/rootfs"
 )
 
 // CreateOptions describe a task to create.
@@ -54,6 +55,17 @@ func (s *Supervisor) Create(ctx context.Context, o CreateOptions) (*Record, erro
 	if _, err := s.store.Load(s.opts.Namespace, o.ID); err == nil {
 		return nil, fmt.Errorf("create task %s: %w", o.ID, ErrExist)
 	}
+	var undo cleanup
+	defer undo.run()
+	undoRoot, err := rootfs.Prepare(spec, s.store.ScratchDir(s.opts.Namespace, o.ID))
+	if err != nil {
+		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
+	}
+	undo.push(func() {
+		if err := undoRoot(); err != nil {
+			s.log.Warn("undo create: clean scratch", "id", o.ID, "err", err)
+		}
+	})
 	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
 		CgroupName:       o.ID,
 		UseSystemdCgroup: s.opts.SystemdCgroup,
@@ -69,8 +81,6 @@ func (s *Supervisor) Create(ctx context.Context, o CreateOptions) (*Record, erro
 	}
 	proc.ExtraFiles = o.ExtraFiles
 
-	var undo cleanup
-	defer undo.run()
 	hier := s.hierarchies()
 	rec := &Record{
 		ID:            o.ID,

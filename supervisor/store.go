@@ -88,6 +88,13 @@ func (s Store) NamespaceDir(namespace string) string { return filepath.Join(s.Ro
 // Dir is the directory of one task.
 func (s Store) Dir(namespace, id string) string { return filepath.Join(s.Root, namespace, id) }
 
+// ScratchDir is a task's scratch directory, outside libcontainer's state
+// directory: the upper layer of a writable root, a pinned network
+// namespace. rootfs.Prepare fills it and rootfs.Cleanup removes it.
+func (s Store) ScratchDir(namespace, id string) string {
+	return filepath.Join(s.Root, ".scratch", namespace, id)
+}
+
 // Load reads a task's record.
 func (s Store) Load(namespace, id string) (*Record, error) {
 	if err := checkID(id); err != nil {

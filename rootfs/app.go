@@ -1,0 +1,337 @@
+package rootfs
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// WritableAnnotation, set to "true", asks for a writable root: an overlay
+// on the read-only root.path whose changes live in the task's scratch
+// directory and go with the task.
+const WritableAnnotation = "moor.root.writable"
+
+// ErrInvalidApp is returned for app settings that are wrong or conflict;
+// the message names the field.
+var ErrInvalidApp = errors.New("invalid app settings")
+
+func appErr(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalidApp, field, fmt.Sprintf(format, args...))
+}
+
+// cpuPeriod is the CFS period the cpus setting's quota is counted in (µs).
+const cpuPeriod = 100000
+
+// App is the app's own settings (APP.json); each set field wins over the
+// seed. See the README for the format.
+type App struct {
+	Args         []string          `json:"args,omitempty"`
+	Env          []string          `json:"env,omitempty"` // NAME=value, added or replacing by name
+	Cwd          string            `json:"cwd,omitempty"`
+	Hostname     string            `json:"hostname,omitempty"`
+	MemoryMiB    int64             `json:"memoryMiB,omitempty"`
+	CPUs         int               `json:"cpus,omitempty"`   // vCPUs: a quota of CPUs × the period
+	CPUSet       string            `json:"cpuset,omitempty"` // e.g. "0-1,3"
+	RootWritable bool              `json:"rootWritable,omitempty"`
+	Volumes      []Volume          `json:"volumes,omitempty"`
+	NetDevices   map[string]NetDev `json:"netDevices,omitempty"` // host interface name → how it appears inside
+	// NetNamespace, when set, is a network namespace (a file such as
+	// /proc/<pid>/ns/net or a bind mount of one) the task joins.
+	NetNamespace string            `json:"netNamespace,omitempty"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
+}
+
+// Volume is a directory bind-mounted into the task.
+type Volume struct {
+	Source      string `json:"source"`
+	Destination string `json:"destination"`
+	ReadOnly    bool   `json:"readonly,omitempty"`
+}
+
+// NetDev says how a host interface appears in the task.
+type NetDev struct {
+	Name string `json:"name,omitempty"` // the name inside; the host's name when empty
+}
+
+// ParseApp reads APP.json. Unknown fields are errors, so a misspelt
+// setting is never silently ignored.
+func ParseApp(r io.Reader) (*App, error) {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	var a App
+	if err := dec.Decode(&a); err != nil {
+		return nil, fmt.Errorf("parse app settings: %w: %w", ErrInvalidApp, err)
+	}
+	if err := a.Validate(); err != nil {
+		return nil, fmt.Errorf("parse app settings: %w", err)
+	}
+	return &a, nil
+}
+
+// Validate checks each setting alone and against the others.
+func (a *App) Validate() error {
+	if len(a.Args) > 0 && a.Args[0] == "" {
+		return appErr("args[0]", "must name a program")
+	}
+	for i, e := range a.Env {
+		if name, _, ok := strings.Cut(e, "="); !ok || name == "" {
+			return appErr(fmt.Sprintf("env[%d]", i), "%q: want NAME=value", e)
+		}
+	}
+	if a.Cwd != "" && !path.IsAbs(a.Cwd) {
+		return appErr("cwd", "%q is not absolute", a.Cwd)
+	}
+	if a.MemoryMiB < 0 {
+		return appErr("memoryMiB", "%d: must be positive", a.MemoryMiB)
+	}
+	if a.CPUs < 0 {
+		return appErr("cpus", "%d: must be positive", a.CPUs)
+	}
+	if a.CPUSet != "" {
+		n, err := countCPUs(a.CPUSet)
+		if err != nil {
+			return appErr("cpuset", "%q: %v", a.CPUSet, err)
+		}
+		if a.CPUs > n {
+			return appErr("cpus", "%d is more than the %d CPUs of cpuset %q", a.CPUs, n, a.CPUSet)
+		}
+	}
+	if err := validateVolumes(a.Volumes); err != nil {
+		return err
+	}
+	return validateNetDevices(a.NetDevices, a.NetNamespace)
+}
+
+func validateVolumes(vols []Volume) error {
+	seen := map[string]int{}
+	for i, v := range vols {
+		field := fmt.Sprintf("volumes[%d]", i)
+		if !path.IsAbs(v.Source) {
+			return appErr(field+".source", "%q is not an absolute path", v.Source)
+		}
+		if !path.IsAbs(v.Destination) || path.Clean(v.Destination) == "/" {
+			return appErr(field+".destination", "%q: want an absolute path below /", v.Destination)
+		}
+		dst := path.Clean(v.Destination)
+		if j, dup := seen[dst]; dup {
+			return appErr(field+".destination", "%s is also volumes[%d]'s destination", dst, j)
+		}
+		seen[dst] = i
+	}
+	return nil
+}
+
+func validateNetDevices(devs map[string]NetDev, netns string) error {
+	inside := map[string]string{}
+	for host, d := range devs {
+		field := "netDevices." + host
+		if !validIfName(host) {
+			return appErr(field, "%q is not an interface name", host)
+		}
+		name := host
+		if d.Name != "" {
+			name = d.Name
+		}
+		if !validIfName(name) {
+			return appErr(field+".name", "%q is not an interface name", name)
+		}
+		if other, dup := inside[name]; dup {
+			return appErr(field+".name", "%s is also what %s is called inside", name, other)
+		}
+		inside[name] = host
+	}
+	if netns != "" && !path.IsAbs(netns) {
+		return appErr("netNamespace", "%q is not an absolute path", netns)
+	}
+	return nil
+}
+
+// validIfName is the kernel's rule for interface names.
+func validIfName(n string) bool {
+	return n != "" && len(n) < 16 && n != "." && n != ".." && !strings.ContainsAny(n, "/: \t\n")
+}
+
+// countCPUs counts the CPUs of a list such as "0-3,5".
+func countCPUs(list string) (int, error) {
+	n := 0
+	for _, part := range strings.Split(list, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.ParseUint(lo, 10, 16)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a number", lo)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.ParseUint(hi, 10, 16); err != nil {
+				return 0, fmt.Errorf("%q is not a number", hi)
+			}
+			if b < a {
+				return 0, fmt.Errorf("range %s is backwards", part)
+			}
+		}
+		n += int(b-a) + 1
+	}
+	return n, nil
+}
+
+// ApplyApp lays the app's settings over a seed spec and returns the
+// result; seed is not changed. Settings that conflict with the seed (a
+// writable host root, interfaces for a task in the host's network
+// namespace) are errors naming the field.
+func ApplyApp(seed *specs.Spec, a *App) (*specs.Spec, error) {
+	if err := a.Validate(); err != nil {
+		return nil, err
+	}
+	s, err := clone(seed)
+	if err != nil {
+		return nil, err
+	}
+	if s.Process == nil {
+		s.Process = &specs.Process{}
+	}
+	if len(a.Args) > 0 {
+		s.Process.Args = append([]string{}, a.Args...)
+	}
+	s.Process.Env = MergeEnv(s.Process.Env, a.Env)
+	if a.Cwd != "" {
+		s.Process.Cwd = a.Cwd
+	}
+	if a.Hostname != "" {
+		if !hasNamespace(s, specs.UTSNamespace) {
+			return nil, appErr("hostname", "the task shares the host's UTS namespace")
+		}
+		s.Hostname = a.Hostname
+	}
+	applyResources(s, a)
+	if a.RootWritable {
+		if s.Root == nil || path.Clean(s.Root.Path) == "/" {
+			return nil, appErr("rootWritable", "the host's root is read-only")
+		}
+		s.Root.Readonly = false
+		setAnnotation(s, WritableAnnotation, "true")
+	}
+	s.Mounts = append(s.Mounts, VolumeMounts(a.Volumes)...)
+	if err := applyNet(s, a); err != nil {
+		return nil, err
+	}
+	for k, v := range a.Annotations {
+		setAnnotation(s, k, v)
+	}
+	return s, nil
+}
+
+func applyResources(s *specs.Spec, a *App) {
+	if a.MemoryMiB == 0 && a.CPUs == 0 && a.CPUSet == "" {
+		return
+	}
+	if s.Linux == nil {
+		s.Linux = &specs.Linux{}
+	}
+	r := s.Linux.Resources
+	if r == nil {
+		r = &specs.LinuxResources{}
+		s.Linux.Resources = r
+	}
+	if a.MemoryMiB > 0 {
+		limit := a.MemoryMiB << 20
+		if r.Memory == nil {
+			r.Memory = &specs.LinuxMemory{}
+		}
+		r.Memory.Limit = &limit
+		if r.Memory.Swap != nil && *r.Memory.Swap != -1 && *r.Memory.Swap < limit {
+			r.Memory.Swap = &limit // memory+swap may not be below the new limit
+		}
+		if r.Memory.Reservation != nil && *r.Memory.Reservation > limit {
+			r.Memory.Reservation = nil
+		}
+	}
+	if a.CPUs > 0 || a.CPUSet != "" {
+		if r.CPU == nil {
+			r.CPU = &specs.LinuxCPU{}
+		}
+	}
+	if a.CPUs > 0 {
+		quota, period := int64(a.CPUs)*cpuPeriod, uint64(cpuPeriod)
+		r.CPU.Quota, r.CPU.Period = &quota, &period
+	}
+	if a.CPUSet != "" {
+		r.CPU.Cpus = a.CPUSet
+	}
+}
+
+func applyNet(s *specs.Spec, a *App) error {
+	if len(a.NetDevices) == 0 && a.NetNamespace == "" {
+		return nil
+	}
+	if s.Linux == nil {
+		s.Linux = &specs.Linux{}
+	}
+	i := namespaceIndex(s, specs.NetworkNamespace)
+	if a.NetNamespace != "" {
+		if i < 0 {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+			i = len(s.Linux.Namespaces) - 1
+		}
+		s.Linux.Namespaces[i].Path = a.NetNamespace
+	}
+	if len(a.NetDevices) == 0 {
+		return nil
+	}
+	if i < 0 {
+		return appErr("netDevices", "the task shares the host's network namespace; give it one of its own or a netNamespace")
+	}
+	if s.Linux.NetDevices == nil {
+		s.Linux.NetDevices = map[string]specs.LinuxNetDevice{}
+	}
+	for host, d := range a.NetDevices {
+		s.Linux.NetDevices[host] = specs.LinuxNetDevice{Name: d.Name}
+	}
+	return nil
+}
+
+// VolumeMounts turns volumes into bind mounts, read-only or read-write.
+func VolumeMounts(vols []Volume) []specs.Mount {
+	var out []specs.Mount
+	for _, v := range vols {
+		mode := "rw"
+		if v.ReadOnly {
+			mode = "ro"
+		}
+		out = append(out, specs.Mount{
+			Destination: path.Clean(v.Destination),
+			Type:        "bind",
+			Source:      v.Source,
+			Options:     []string{"rbind", "nosuid", "nodev", mode},
+		})
+	}
+	return out
+}
+
+func hasNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {
+	return namespaceIndex(s, t) >= 0
+}
+
+func namespaceIndex(s *specs.Spec, t specs.LinuxNamespaceType) int {
+	if s.Linux == nil {
+		return -1
+	}
+	for i, ns := range s.Linux.Namespaces {
+		if ns.Type == t {
+			return i
+		}
+	}
+	return -1
+}
+
+func setAnnotation(s *specs.Spec, k, v string) {
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	s.Annotations[k] = v
+}
