@@ -1,0 +1,71 @@
+package qemu
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lf-edge/moor/devicemodel"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+type fixedProbe bool
+
+func (p fixedProbe) KVM() bool { return bool(p) }
+
+// descriptions are the VMs the golden files show.
+var descriptions = map[string]string{
+	"kvm":     `{"name":"demo","memoryMiB":128,"vcpus":1}`,
+	"tcg":     `{"name":"tiny","uuid":"6ba7b810-9dad-11d1-80b4-00c04fd430c8","hypervisor":"tcg","memoryMiB":256,"vcpus":2,"kernel":"/boot/vmlinuz","initrd":"/boot/initrd","cmdline":"console=ttyS0 quiet"}`,
+	"pinning": `{"name":"pinned","memoryMiB":1024,"vcpus":2,"cpus":"2-3"}`,
+	"disks":   `{"name":"disks","memoryMiB":512,"disks":[{"path":"/vol/root.qcow2","format":"qcow2"},{"path":"/vol/data.img","readonly":true}]}`,
+	"nics":    `{"name":"net","memoryMiB":512,"nics":[{"tap":"nbu1x1","mac":"02:16:3e:00:00:01","bridge":"bn1"},{"tap":"nbu1x2"}]}`,
+	"fml":     `{"name":"win","mode":"fml","memoryMiB":4096,"vcpus":4,"firmware":"/usr/lib/xen/boot/OVMF_CODE.fd"}`,
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden file (run with -update to write it): %v", err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+func TestGolden(t *testing.T) {
+	p := PathsIn("/run/moor/vm")
+	for name, desc := range descriptions {
+		t.Run(name, func(t *testing.T) {
+			vm, err := devicemodel.Parse(strings.NewReader(desc), fixedProbe(true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, name+".argv", []byte(strings.Join(Argv(vm, Binary, p), "\n")+"\n"))
+			golden(t, name+".cfg", ReadConfig(vm, p))
+		})
+	}
+}
+
+func TestGuestState(t *testing.T) {
+	for in, want := range map[string]devicemodel.GuestState{
+		"running": devicemodel.GuestRunning, "prelaunch": devicemodel.GuestPaused,
+		"paused": devicemodel.GuestPaused, "shutdown": devicemodel.GuestShutdown,
+		"internal-error": devicemodel.GuestCrashed, "guest-panicked": devicemodel.GuestCrashed,
+	} {
+		if got := GuestState(in); got != want {
+			t.Errorf("GuestState(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

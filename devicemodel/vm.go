@@ -1,0 +1,294 @@
+package devicemodel
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// ErrInvalidVM is returned for a VM description with an unknown, missing,
+// malformed or contradictory field; the message names the field.
+var ErrInvalidVM = errors.New("invalid vm description")
+
+func vmErr(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalidVM, field, fmt.Sprintf(format, args...))
+}
+
+// Mode is how the guest is virtualised, EVE's VmMode.
+type Mode string
+
+const (
+	ModeHVM     Mode = "hvm"     // fully virtualised (the default)
+	ModePV      Mode = "pv"      // paravirtualised kernel
+	ModePVH     Mode = "pvh"     // PV in an HVM container (Xen)
+	ModeFML     Mode = "fml"     // UEFI firmware, hypervisor hidden from the guest
+	ModeNoHyper Mode = "nohyper" // no VM at all: a bare container task
+)
+
+// Hypervisor is what runs the guest.
+type Hypervisor string
+
+const (
+	KVM Hypervisor = "kvm" // qemu with KVM
+	TCG Hypervisor = "tcg" // qemu emulating the CPU: no /dev/kvm needed
+	Xen Hypervisor = "xen" // xl
+)
+
+// Disk is one block device of the guest.
+type Disk struct {
+	Path     string `json:"path"`
+	Format   string `json:"format,omitempty"` // raw (default), qcow2, vmdk, vhdx
+	ReadOnly bool   `json:"readonly,omitempty"`
+}
+
+// NIC is one network interface: a tap on the host side, put in a bridge.
+type NIC struct {
+	Tap    string `json:"tap"`
+	MAC    string `json:"mac,omitempty"`
+	Bridge string `json:"bridge,omitempty"`
+}
+
+// VM is the description of one guest: what EVE's DomainConfig holds that
+// a device model needs.
+type VM struct {
+	Name       string     `json:"name"`
+	UUID       string     `json:"uuid,omitempty"`
+	Mode       Mode       `json:"mode,omitempty"`
+	Hypervisor Hypervisor `json:"hypervisor,omitempty"`
+	MemoryMiB  int64      `json:"memoryMiB"`
+	VCPUs      int        `json:"vcpus,omitempty"`
+	CPUs       string     `json:"cpus,omitempty"` // pinning: a CPU list, "0-1,3"
+	Kernel     string     `json:"kernel,omitempty"`
+	Initrd     string     `json:"initrd,omitempty"`
+	Cmdline    string     `json:"cmdline,omitempty"`
+	Disks      []Disk     `json:"disks,omitempty"`
+	NICs       []NIC      `json:"nics,omitempty"`
+	Firmware   string     `json:"firmware,omitempty"`
+	// VMMMaxMemMiB, when set, is the anchor tax instead of EVE's estimate.
+	VMMMaxMemMiB int64 `json:"vmmMaxMemMiB,omitempty"`
+}
+
+// Probe answers what the host offers, for the defaults.
+type Probe interface {
+	// KVM reports whether /dev/kvm exists and can make a VM.
+	KVM() bool
+}
+
+// Parse reads a VM description, fills in defaults (mode hvm, 1 vCPU, the
+// hypervisor probe says) and validates it.
+func Parse(r io.Reader, probe Probe) (*VM, error) {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	var vm VM
+	if err := dec.Decode(&vm); err != nil {
+		return nil, fmt.Errorf("parse vm description: %w: %w", ErrInvalidVM, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("parse vm description: %w: trailing data after the object", ErrInvalidVM)
+	}
+	vm.SetDefaults(probe)
+	if err := vm.Validate(); err != nil {
+		return nil, fmt.Errorf("parse vm description: %w", err)
+	}
+	return &vm, nil
+}
+
+// SetDefaults fills the fields a description may leave out.
+func (vm *VM) SetDefaults(probe Probe) {
+	if vm.Mode == "" {
+		vm.Mode = ModeHVM
+	}
+	if vm.VCPUs == 0 {
+		vm.VCPUs = 1
+	}
+	if vm.Hypervisor == "" && vm.Mode != ModeNoHyper {
+		vm.Hypervisor = TCG
+		if probe != nil && probe.KVM() {
+			vm.Hypervisor = KVM
+		}
+	}
+	for i := range vm.Disks {
+		if vm.Disks[i].Format == "" {
+			vm.Disks[i].Format = "raw"
+		}
+	}
+}
+
+var (
+	namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	tapPattern  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
+)
+
+var diskFormats = map[string]bool{"raw": true, "qcow2": true, "vmdk": true, "vhdx": true}
+
+// Validate checks every field and the ways they can contradict each other.
+func (vm *VM) Validate() error {
+	if !namePattern.MatchString(vm.Name) {
+		return vmErr("name", "%q: want 1-64 letters, digits and _.-", vm.Name)
+	}
+	if vm.UUID != "" && !uuidPattern.MatchString(vm.UUID) {
+		return vmErr("uuid", "%q is not a UUID", vm.UUID)
+	}
+	if err := vm.validateMode(); err != nil {
+		return err
+	}
+	if vm.MemoryMiB <= 0 {
+		return vmErr("memoryMiB", "%d: must be a positive number of MiB", vm.MemoryMiB)
+	}
+	if vm.VCPUs < 1 || vm.VCPUs > 255 {
+		return vmErr("vcpus", "%d: must be 1 to 255", vm.VCPUs)
+	}
+	if vm.VMMMaxMemMiB < 0 {
+		return vmErr("vmmMaxMemMiB", "%d: must not be negative", vm.VMMMaxMemMiB)
+	}
+	if vm.CPUs != "" {
+		if err := checkCPUList(vm.CPUs); err != nil {
+			return vmErr("cpus", "%q: %v", vm.CPUs, err)
+		}
+	}
+	if err := vm.validateBoot(); err != nil {
+		return err
+	}
+	for i, d := range vm.Disks {
+		field := fmt.Sprintf("disks[%d]", i)
+		if !filepath.IsAbs(d.Path) {
+			return vmErr(field+".path", "%q is not an absolute path", d.Path)
+		}
+		if !diskFormats[d.Format] {
+			return vmErr(field+".format", "%q: want raw, qcow2, vmdk or vhdx", d.Format)
+		}
+	}
+	return vm.validateNICs()
+}
+
+func (vm *VM) validateMode() error {
+	switch vm.Mode {
+	case ModeHVM, ModePV, ModePVH, ModeFML:
+	case ModeNoHyper:
+		if vm.Hypervisor != "" {
+			return vmErr("hypervisor", "%q contradicts mode nohyper, which runs no hypervisor", vm.Hypervisor)
+		}
+		return nil
+	default:
+		return vmErr("mode", "%q: want hvm, pv, pvh, fml or nohyper", vm.Mode)
+	}
+	switch vm.Hypervisor {
+	case KVM, TCG:
+		if vm.Mode == ModePVH {
+			return vmErr("mode", "pvh needs hypervisor xen, not %s", vm.Hypervisor)
+		}
+	case Xen:
+	default:
+		return vmErr("hypervisor", "%q: want kvm, xen or tcg", vm.Hypervisor)
+	}
+	return nil
+}
+
+func (vm *VM) validateBoot() error {
+	for field, p := range map[string]string{"kernel": vm.Kernel, "initrd": vm.Initrd, "firmware": vm.Firmware} {
+		if p != "" && !filepath.IsAbs(p) {
+			return vmErr(field, "%q is not an absolute path", p)
+		}
+	}
+	if vm.Kernel == "" {
+		if vm.Initrd != "" {
+			return vmErr("initrd", "needs a kernel")
+		}
+		if vm.Cmdline != "" {
+			return vmErr("cmdline", "needs a kernel")
+		}
+	}
+	switch vm.Mode {
+	case ModeFML:
+		if vm.Firmware == "" {
+			return vmErr("firmware", "mode fml boots UEFI firmware: name its code image (OVMF_CODE.fd)")
+		}
+		if vm.Kernel != "" {
+			return vmErr("kernel", "contradicts mode fml, which boots its firmware")
+		}
+	case ModePV, ModePVH:
+		if vm.Hypervisor == Xen && vm.Kernel == "" {
+			return vmErr("kernel", "mode %s on xen needs a kernel", vm.Mode)
+		}
+	}
+	return nil
+}
+
+func (vm *VM) validateNICs() error {
+	seen := map[string]bool{}
+	for i, n := range vm.NICs {
+		field := fmt.Sprintf("nics[%d]", i)
+		if !tapPattern.MatchString(n.Tap) {
+			return vmErr(field+".tap", "%q: want 1-15 letters, digits and _.-", n.Tap)
+		}
+		if seen[n.Tap] {
+			return vmErr(field+".tap", "%q is used twice", n.Tap)
+		}
+		seen[n.Tap] = true
+		if n.MAC != "" {
+			hw, err := net.ParseMAC(n.MAC)
+			if err != nil || len(hw) != 6 {
+				return vmErr(field+".mac", "%q is not a 48-bit MAC address", n.MAC)
+			}
+			if hw[0]&1 == 1 {
+				return vmErr(field+".mac", "%q is a multicast address", n.MAC)
+			}
+		}
+		if n.Bridge != "" && !tapPattern.MatchString(n.Bridge) {
+			return vmErr(field+".bridge", "%q is not an interface name", n.Bridge)
+		}
+	}
+	return nil
+}
+
+// checkCPUList checks the kernel's list format: "0-3,5,7-8".
+func checkCPUList(s string) error {
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.ParseUint(lo, 10, 16)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", lo)
+		}
+		if !isRange {
+			continue
+		}
+		b, err := strconv.ParseUint(hi, 10, 16)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", hi)
+		}
+		if b < a {
+			return fmt.Errorf("range %s is backwards", part)
+		}
+	}
+	return nil
+}
+
+// CPUList expands a CPU list ("0-2,5") into its CPUs.
+func CPUList(s string) []int {
+	var out []int
+	if s == "" {
+		return nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, _ := strconv.Atoi(lo)
+		b := a
+		if isRange {
+			b, _ = strconv.Atoi(hi)
+		}
+		for c := a; c <= b; c++ {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// IsQemu reports whether qemu is the device model (kvm or tcg).
+func (vm *VM) IsQemu() bool { return vm.Hypervisor == KVM || vm.Hypervisor == TCG }
