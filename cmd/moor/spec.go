@@ -17,13 +17,25 @@ var specCommand = cli.Command{
 	Usage: "write a default config.json into the bundle",
 	Description: `Writes a config.json that runs "sh" in ./rootfs, read-only, in new
 namespaces, with a 256 MiB memory limit, 1024 CPU shares and at most 1024
-processes: a task moor accepts as it is. An existing config.json is kept.`,
-	Flags: []cli.Flag{
+processes: a task moor accepts as it is. An existing config.json is kept.
+
+With --seed VOLUME the spec comes from the root volume instead: its
+config.json as it is, else its image-config.json laid over the default.
+--loader BUNDLE takes a loader bundle's spec as the template (a --seed
+volume is then mounted read-only at /mnt); --host-root gives the task the
+host's root, read-only. --override APP.json lays the app's own settings
+over the result (see the README for the format).`,
+	Flags: append([]cli.Flag{
 		cli.StringFlag{Name: "bundle, b", Value: ".", Usage: "bundle directory"},
-	},
+	}, seedFlags...),
 	Action: func(ctx *cli.Context) error {
 		if ctx.NArg() != 0 {
 			return fmt.Errorf("spec: takes no arguments")
+		}
+		if seeded(ctx) {
+			if err := os.MkdirAll(ctx.String("bundle"), 0o755); err != nil {
+				return fmt.Errorf("spec: %w", err)
+			}
 		}
 		path := filepath.Join(ctx.String("bundle"), "config.json")
 		if _, err := os.Stat(path); err == nil {
@@ -31,7 +43,15 @@ processes: a task moor accepts as it is. An existing config.json is kept.`,
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("spec: %w", err)
 		}
-		b, err := json.MarshalIndent(defaultSpec(), "", "\t")
+		spec := defaultSpec()
+		if seeded(ctx) {
+			s, err := seededSpec(ctx)
+			if err != nil {
+				return fmt.Errorf("spec: %w", err)
+			}
+			spec = s
+		}
+		b, err := json.MarshalIndent(spec, "", "\t")
 		if err != nil {
 			return fmt.Errorf("spec: %w", err)
 		}
