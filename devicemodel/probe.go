@@ -1,7 +1,9 @@
 package devicemodel
 
 import (
+	"bytes"
 	"os"
+	"runtime"
 
 	"golang.org/x/sys/unix"
 )
@@ -10,13 +12,19 @@ import (
 type HostProbe struct {
 	// DevKVM is the KVM device, /dev/kvm when empty.
 	DevKVM string
+	// CPUInfo is /proc/cpuinfo when empty.
+	CPUInfo string
 }
 
 const kvmCreateVM = 0xAE01 // _IO(KVMIO, 0x01)
 
-// KVM reports whether the KVM device opens and makes a VM: a /dev/kvm that
-// exists on a host without virtualisation extensions may not.
+// KVM reports whether the KVM device opens and makes a VM and, on x86,
+// whether the CPU shows VT-x or AMD-V: a /dev/kvm that exists on a host
+// without them (nested, emulated) cannot run a guest.
 func (p HostProbe) KVM() bool {
+	if runtime.GOARCH == "amd64" && !p.virtFlags() {
+		return false
+	}
 	dev := p.DevKVM
 	if dev == "" {
 		dev = "/dev/kvm"
@@ -32,4 +40,27 @@ func (p HostProbe) KVM() bool {
 	}
 	unix.Close(int(vmfd))
 	return true
+}
+
+// virtFlags reports whether the CPU flags name vmx or svm.
+func (p HostProbe) virtFlags() bool {
+	path := p.CPUInfo
+	if path == "" {
+		path = "/proc/cpuinfo"
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if !bytes.HasPrefix(line, []byte("flags")) {
+			continue
+		}
+		for _, f := range bytes.Fields(line) {
+			if string(f) == "vmx" || string(f) == "svm" {
+				return true
+			}
+		}
+	}
+	return false
 }

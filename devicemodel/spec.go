@@ -206,7 +206,7 @@ func anchorProcess(vm *VM, o SpecOptions) *specs.Process {
 		"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
 		"CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
 		"CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE", "CAP_NET_ADMIN", "CAP_IPC_LOCK",
-		"CAP_SYS_RESOURCE", "CAP_SYS_NICE",
+		"CAP_SYS_NICE",
 	}
 	if vm.Hypervisor == Xen {
 		caps = append(caps, "CAP_SYS_ADMIN") // xl talks to privcmd and xenstore

@@ -37,6 +37,7 @@ func newApp() *cli.App {
 		specCommand, createCommand, startCommand, stateCommand, killCommand,
 		deleteCommand, runCommand, listCommand, psCommand, execCommand,
 		pauseCommand, resumeCommand, featuresCommand, stopCommand,
+		anchorCommand, vmCommand,
 		infoCommand,
 	}
 	return app

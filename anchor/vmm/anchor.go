@@ -1,0 +1,272 @@
+package vmm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lf-edge/moor/devicemodel"
+	"github.com/lf-edge/moor/supervisor"
+)
+
+// Options configure one run of the anchor.
+type Options struct {
+	VM  *devicemodel.VM // as the task sees it
+	Dir string          // the run directory
+	// Grace is the wait between the powerdown and the hard stop.
+	Grace time.Duration
+	// DeviceModel is qemu's or xl's path; empty looks it up in PATH.
+	DeviceModel string
+	// Poll is how often xl list is asked for the domain's state.
+	Poll time.Duration
+	// StartTimeout bounds the device model's start (QMP up, domain made).
+	StartTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// event is what a backend reports to the loop.
+type event struct {
+	state  devicemodel.GuestState
+	reason string
+	// gone means the device model has exited (qemu) or the domain is gone
+	// (xl); reason says how.
+	gone bool
+	// clean means it went as asked: qemu exited 0, or the domain vanished.
+	clean bool
+}
+
+// backend is one device model, qemu or xl.
+type backend interface {
+	// start runs the device model and lets the guest run; events follow
+	// on the channel it was made with.
+	start(ctx context.Context) error
+	pid() int
+	powerdown(ctx context.Context) error
+	stop(ctx context.Context) error // hard stop: quit / destroy
+	kill()                          // last resort once stop did not end it
+	pause(ctx context.Context) error
+	resume(ctx context.Context) error
+}
+
+// cmdTimeout bounds each command to the device model.
+const cmdTimeout = 5 * time.Second
+
+// killAfter is how long a hard stop may take before the device model is
+// killed.
+const killAfter = 5 * time.Second
+
+// Run is the anchor: it runs the VM until it ends and says how it ended.
+func Run(ctx context.Context, o Options) (devicemodel.End, error) {
+	if err := o.defaults(); err != nil {
+		return "", err
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return "", fmt.Errorf("become subreaper: %w", err)
+	}
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGUSR1, unix.SIGUSR2)
+	defer signal.Stop(sigs)
+	reaper := supervisor.NewReaper()
+	defer reaper.Close()
+	reaper.OnOrphan(func(r supervisor.Reaped) { o.Logger.Debug("reaped", "pid", r.PID, "code", r.Code()) })
+
+	events := make(chan event, 16)
+	var b backend
+	if o.VM.IsQemu() {
+		b = newQemu(o, reaper, events)
+	} else {
+		b = newXL(o, reaper, events)
+	}
+	l := &loop{o: o, b: b, state: devicemodel.RunState{State: devicemodel.GuestStarting, Hypervisor: o.VM.Hypervisor}}
+	if err := removeStale(filepath.Join(o.Dir, devicemodel.RunStateFile)); err != nil {
+		return "", err
+	}
+	l.publish()
+	startCtx, cancel := context.WithTimeout(ctx, o.StartTimeout)
+	err := b.start(startCtx)
+	cancel()
+	if err != nil {
+		l.state.DeviceModelPID = b.pid()
+		b.kill()
+		reason := err.Error()
+		if ev, ok := gone(events); ok {
+			reason = ev.reason + ": " + reason
+		}
+		l.end(devicemodel.EndCrashed, reason)
+		return devicemodel.EndCrashed, fmt.Errorf("start device model: %w", err)
+	}
+	l.state.DeviceModelPID = b.pid()
+	o.Logger.Info("guest started", "name", o.VM.Name, "hypervisor", o.VM.Hypervisor,
+		"pid", b.pid(), "anchorRssKiB", selfRSSKiB())
+	return l.run(ctx, sigs, events), nil
+}
+
+// gone waits briefly for the device model's exit after a failed start, for
+// the reason it gives.
+func gone(events <-chan event) (event, bool) {
+	timeout := time.After(killAfter)
+	for {
+		select {
+		case ev := <-events:
+			if ev.gone {
+				return ev, true
+			}
+		case <-timeout:
+			return event{}, false
+		}
+	}
+}
+
+func (o *Options) defaults() error {
+	if o.VM == nil || o.Dir == "" {
+		return errors.New("run anchor: a VM and a run directory are needed")
+	}
+	if o.Grace <= 0 {
+		o.Grace = devicemodel.DefaultGrace
+	}
+	if o.Poll <= 0 {
+		o.Poll = time.Second
+	}
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = 60 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// loop is the anchor's one goroutine of decisions.
+type loop struct {
+	o     Options
+	b     backend
+	state devicemodel.RunState
+
+	stopping bool // a powerdown was asked for
+	ending   devicemodel.End
+	reason   string
+}
+
+func (l *loop) publish() {
+	l.state.AnchorRSSKiB = selfRSSKiB()
+	l.state.Updated = time.Now().UTC()
+	if err := devicemodel.WriteRunState(l.o.Dir, l.state); err != nil {
+		l.o.Logger.Warn("publish run state", "err", err)
+	}
+}
+
+func (l *loop) set(st devicemodel.GuestState, reason string) {
+	if l.state.State == st && l.state.Reason == reason {
+		return
+	}
+	l.o.Logger.Info("guest run state", "state", st, "reason", reason)
+	l.state.State, l.state.Reason = st, reason
+	l.publish()
+}
+
+func (l *loop) end(e devicemodel.End, reason string) {
+	l.state.End = e
+	st := devicemodel.GuestShutdown
+	if e == devicemodel.EndCrashed {
+		st = devicemodel.GuestCrashed
+	}
+	l.state.State, l.state.Reason = st, reason
+	l.publish()
+	l.o.Logger.Info("guest ended", "end", e, "reason", reason)
+}
+
+// run handles signals and events until the device model is gone.
+func (l *loop) run(ctx context.Context, sigs <-chan os.Signal, events <-chan event) devicemodel.End {
+	var grace, kill <-chan time.Time
+	for {
+		select {
+		case sig := <-sigs:
+			grace = l.signal(ctx, sig.(unix.Signal), grace)
+		case ev := <-events:
+			if ev.gone {
+				e, reason := l.verdict(ev)
+				l.end(e, reason)
+				return e
+			}
+			l.set(ev.state, ev.reason)
+			if l.ending == "" && (ev.state == devicemodel.GuestShutdown || ev.state == devicemodel.GuestCrashed) {
+				l.ending, l.reason = devicemodel.EndPoweroff, ev.reason
+				if ev.state == devicemodel.GuestCrashed {
+					l.ending = devicemodel.EndCrashed
+				}
+				kill = l.hardStop(ctx)
+			}
+		case <-grace:
+			grace = nil
+			if l.ending == "" {
+				l.o.Logger.Warn("guest ignored the powerdown: stopping it", "grace", l.o.Grace)
+				l.ending, l.reason = devicemodel.EndForced, "guest ignored the powerdown for "+l.o.Grace.String()
+				kill = l.hardStop(ctx)
+			}
+		case <-kill:
+			kill = nil
+			l.o.Logger.Warn("device model outlived its stop: killing it", "pid", l.b.pid())
+			l.b.kill()
+		}
+	}
+}
+
+// verdict says how the task ends once the device model is gone.
+func (l *loop) verdict(ev event) (devicemodel.End, string) {
+	if l.ending != "" {
+		return l.ending, l.reason
+	}
+	if !l.o.VM.IsQemu() && !l.stopping {
+		// A Xen domain that vanishes by itself was powered off from
+		// inside: xl destroys a domain that shuts down.
+		return devicemodel.EndPoweroff, ev.reason
+	}
+	if l.stopping && ev.clean {
+		return devicemodel.EndPoweroff, ev.reason
+	}
+	return devicemodel.EndCrashed, ev.reason
+}
+
+func (l *loop) hardStop(ctx context.Context) <-chan time.Time {
+	cctx, cancel := context.WithTimeout(ctx, cmdTimeout)
+	defer cancel()
+	if err := l.b.stop(cctx); err != nil {
+		l.o.Logger.Warn("hard stop", "err", err)
+	}
+	return time.After(killAfter)
+}
+
+func (l *loop) signal(ctx context.Context, sig unix.Signal, grace <-chan time.Time) <-chan time.Time {
+	cctx, cancel := context.WithTimeout(ctx, cmdTimeout)
+	defer cancel()
+	l.o.Logger.Info("signal", "signal", unix.SignalName(sig))
+	switch sig {
+	case unix.SIGTERM, unix.SIGINT:
+		if l.ending != "" {
+			return grace
+		}
+		if err := l.b.powerdown(cctx); err != nil {
+			l.o.Logger.Warn("powerdown", "err", err)
+		}
+		if !l.stopping {
+			l.stopping = true
+			return time.After(l.o.Grace)
+		}
+	case unix.SIGUSR1:
+		if err := l.b.pause(cctx); err != nil {
+			l.o.Logger.Warn("pause guest", "err", err)
+		}
+	case unix.SIGUSR2:
+		if err := l.b.resume(cctx); err != nil {
+			l.o.Logger.Warn("resume guest", "err", err)
+		}
+	}
+	return grace
+}
