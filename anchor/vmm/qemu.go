@@ -225,4 +225,3 @@ func attachTaps(vm *devicemodel.VM) error {
 	}
 	return nil
 }
-
