@@ -1,0 +1,421 @@
+package test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/runc/libcontainer/specconv"
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/lf-edge/moor/cgroup"
+	"github.com/lf-edge/moor/supervisor"
+)
+
+// cgroupParent holds every cgroup this file's tests make.
+const cgroupParent = "/moor-test"
+
+// childEnv marks the test process that runs the tests, under the reaper.
+const childEnv = "MOOR_TEST_UNDER_REAPER"
+
+var (
+	moorBin     string // the moor binary under test
+	busyboxRoot string // a read-only busybox rootfs shared by tests
+	stateRoot   string // --root of every moor call
+	scratch     string // where bundles and files of tests go
+)
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "FAIL: moor's integration tests need root (they make namespaces, cgroups and mounts); run them as root, as CI does")
+		os.Exit(1)
+	}
+	if os.Getenv(childEnv) == "" {
+		os.Exit(runUnderReaper())
+	}
+	code, err := setupAndRun(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+// runUnderReaper re-runs this test binary as a child of a subreaper, and
+// reaps every orphan (anchors whose moor CLI exited) until the tests end.
+func runUnderReaper() int {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: become subreaper:", err)
+		return 1
+	}
+	signal.Ignore(unix.SIGINT, unix.SIGTERM) // the child gets them from the terminal too
+	cmd := exec.Command(os.Args[0], os.Args[1:]...)
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: start tests:", err)
+		return 1
+	}
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "FAIL: wait for tests:", err)
+			return 1
+		}
+		if pid == cmd.Process.Pid {
+			if ws.Signaled() {
+				return 128 + int(ws.Signal())
+			}
+			return ws.ExitStatus()
+		}
+	}
+}
+
+func setupAndRun(m *testing.M) (int, error) {
+	dir, err := os.MkdirTemp("", "moor-it-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	scratch = filepath.Join(dir, "work")
+	stateRoot = filepath.Join(dir, "state")
+	if moorBin, err = buildMoor(filepath.Join(dir, "bin")); err != nil {
+		return 0, err
+	}
+	if busyboxRoot, err = buildBusybox(filepath.Join(dir, "busybox")); err != nil {
+		return 0, err
+	}
+	for _, d := range []string{scratch, stateRoot} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return 0, err
+		}
+	}
+	code := m.Run()
+	if err := checkNothingLeft(dir); err != nil {
+		return 0, err
+	}
+	return code, nil
+}
+
+// buildMoor uses $MOOR_BIN when set, else builds the binary as make does.
+// It must not live in the same tree as the state root.
+func buildMoor(binDir string) (string, error) {
+	if p := os.Getenv("MOOR_BIN"); p != "" {
+		return filepath.Abs(p)
+	}
+	out := filepath.Join(binDir, "moor")
+	cmd := exec.Command("go", "build", "-tags", "seccomp netgo osusergo",
+		"-ldflags", "-extldflags -static", "-o", out, "../cmd/moor")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build moor: %w", err)
+	}
+	return out, nil
+}
+
+// buildBusybox makes a minimal root filesystem from Debian's busybox-static.
+func buildBusybox(root string) (string, error) {
+	src, err := exec.LookPath("busybox")
+	if err != nil {
+		return "", fmt.Errorf("busybox-static is not installed (apt-get install busybox-static): %w", err)
+	}
+	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp", "etc", "mnt", "root"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return "", err
+		}
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(root, "bin", "busybox"), b, 0o755); err != nil {
+		return "", err
+	}
+	list, err := exec.Command(src, "--list").Output()
+	if err != nil {
+		return "", fmt.Errorf("busybox --list: %w", err)
+	}
+	for _, applet := range strings.Fields(string(list)) {
+		if applet == "busybox" {
+			continue
+		}
+		if err := os.Symlink("busybox", filepath.Join(root, "bin", applet)); err != nil {
+			return "", err
+		}
+	}
+	files := map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+		"etc/group":  "root:x:0:\nnogroup:x:65534:\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(content), 0o644); err != nil {
+			return "", err
+		}
+	}
+	return root, nil
+}
+
+// checkNothingLeft fails the run if a test left a task, cgroup, mount or
+// state file behind, and removes the test cgroup parents once empty.
+func checkNothingLeft(dir string) error {
+	var leaks []string
+	hier, err := cgroup.Hierarchies()
+	if err != nil {
+		return err
+	}
+	for _, h := range hier {
+		parents, _ := filepath.Glob(filepath.Join(h, "moor-test*"))
+		for _, p := range parents {
+			kids, _ := os.ReadDir(p)
+			for _, k := range kids {
+				if k.IsDir() {
+					leaks = append(leaks, "cgroup "+filepath.Join(p, k.Name()))
+				}
+			}
+			_ = os.Remove(p)
+		}
+	}
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(string(mi), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir) {
+			leaks = append(leaks, "mount "+f[4])
+		}
+	}
+	_ = filepath.WalkDir(stateRoot, func(p string, d os.DirEntry, err error) error {
+		if err == nil && p != stateRoot {
+			leaks = append(leaks, "state "+p)
+		}
+		return nil
+	})
+	if len(leaks) > 0 {
+		return fmt.Errorf("tests left things behind:\n  %s", strings.Join(leaks, "\n  "))
+	}
+	fmt.Println("leak check: no task, cgroup, mount or state file left behind")
+	return nil
+}
+
+var taskSeq atomic.Int64
+
+// taskID makes a task ID unique within the run from the test's name.
+func taskID(t *testing.T) string {
+	name := regexp.MustCompile(`[^A-Za-z0-9_.-]+`).ReplaceAllString(t.Name(), "-")
+	if len(name) > 40 {
+		name = name[len(name)-40:]
+	}
+	return fmt.Sprintf("%s-%d", strings.Trim(name, "-."), taskSeq.Add(1))
+}
+
+// bundle is a task's bundle directory and the spec it will write.
+type bundle struct {
+	ID   string
+	Dir  string
+	Spec *specs.Spec
+}
+
+// newBundle makes a bundle whose task runs args in the busybox rootfs, in
+// its own namespaces (PID among them) and in cgroup /moor-test/<id>, with a
+// 64 MiB memory limit and 512 CPU shares.
+func newBundle(t *testing.T, args ...string) *bundle {
+	t.Helper()
+	id := taskID(t)
+	dir := filepath.Join(scratch, id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	s := specconv.Example()
+	s.Root = &specs.Root{Path: busyboxRoot, Readonly: true}
+	s.Process.Terminal = false
+	s.Process.Args = args
+	s.Hostname = id
+	limit, shares := int64(64<<20), uint64(512)
+	s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit}
+	s.Linux.Resources.CPU = &specs.LinuxCPU{Shares: &shares}
+	s.Linux.CgroupsPath = cgroupParent + "/" + id
+	s.Mounts = append(s.Mounts, specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "size=16m"}})
+	return &bundle{ID: id, Dir: dir, Spec: s}
+}
+
+// write saves the bundle's config.json.
+func (b *bundle) write(t *testing.T) {
+	t.Helper()
+	raw, err := json.MarshalIndent(b.Spec, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(b.Dir, "config.json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// result is what one moor call did.
+type result struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+}
+
+// moor runs the CLI with the test state root and waits for it. Output goes
+// through files, not pipes: an anchor inherits moor's stdio and would hold
+// a pipe open long after moor exits.
+func moor(t *testing.T, args ...string) result {
+	t.Helper()
+	cmd := moorCmd(args...)
+	out, errf := tempFile(t), tempFile(t)
+	cmd.Stdout, cmd.Stderr = out, errf
+	err := cmd.Run()
+	r := result{Stdout: readBack(t, out), Stderr: readBack(t, errf)}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.Code = ee.ExitCode()
+		if ws, ok := ee.Sys().(unix.WaitStatus); ok && ws.Signaled() {
+			r.Code = 128 + int(ws.Signal())
+		}
+	case err != nil:
+		t.Fatalf("moor %v: %v", args, err)
+	}
+	return r
+}
+
+// tempFile is an unlinked file for a child's output.
+func tempFile(t *testing.T) *os.File {
+	t.Helper()
+	f, err := os.CreateTemp(scratch, "out-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(f.Name())
+	return f
+}
+
+func readBack(t *testing.T, f *os.File) string {
+	t.Helper()
+	defer f.Close()
+	b, err := os.ReadFile("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func moorCmd(args ...string) *exec.Cmd {
+	return exec.Command(moorBin, append([]string{"--root", stateRoot}, args...)...)
+}
+
+// mustMoor runs the CLI and fails the test unless it exits 0.
+func mustMoor(t *testing.T, args ...string) string {
+	t.Helper()
+	r := moor(t, args...)
+	if r.Code != 0 {
+		t.Fatalf("moor %s: %v", strings.Join(args, " "), r)
+	}
+	return r.Stdout
+}
+
+// createTask writes the bundle, creates its task and makes sure it is
+// deleted when the test ends, whatever happens.
+func createTask(t *testing.T, b *bundle, extra ...string) {
+	t.Helper()
+	b.write(t)
+	t.Cleanup(func() { moor(t, "delete", "--force", b.ID) })
+	mustMoor(t, append(append([]string{"create", "--bundle", b.Dir}, extra...), b.ID)...)
+}
+
+// runDetached creates and starts the bundle's task.
+func runDetached(t *testing.T, b *bundle) int {
+	t.Helper()
+	b.write(t)
+	t.Cleanup(func() { moor(t, "delete", "--force", b.ID) })
+	mustMoor(t, "run", "--detach", "--bundle", b.Dir, b.ID)
+	return taskState(t, b.ID).PID
+}
+
+// taskState reads `moor state`.
+func taskState(t *testing.T, ref string) supervisor.State {
+	t.Helper()
+	var st supervisor.State
+	if err := json.Unmarshal([]byte(mustMoor(t, "state", ref)), &st); err != nil {
+		t.Fatalf("decode state of %s: %v", ref, err)
+	}
+	return st
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for delay := time.Millisecond; !cond(); delay = min(2*delay, 100*time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(delay)
+	}
+}
+
+// waitStatus polls the task's state until it reads want.
+func waitStatus(t *testing.T, ref string, want supervisor.Status) supervisor.State {
+	t.Helper()
+	var st supervisor.State
+	waitFor(t, 10*time.Second, fmt.Sprintf("task %s to be %s", ref, want), func() bool {
+		st = taskState(t, ref)
+		return st.Status == want
+	})
+	return st
+}
+
+// cgroupFile reads a file of the task's cgroup in one v1 controller (or
+// the unified tree on a v2 host).
+func cgroupFile(t *testing.T, controller, id, name string) string {
+	t.Helper()
+	for _, base := range []string{"/sys/fs/cgroup/" + controller, "/sys/fs/cgroup"} {
+		b, err := os.ReadFile(filepath.Join(base, cgroupParent, id, name))
+		if err == nil {
+			return strings.TrimSpace(string(b))
+		}
+	}
+	t.Fatalf("read %s of cgroup %s/%s in %s: not found", name, cgroupParent, id, controller)
+	return ""
+}
+
+// cgroupGone reports whether the task's cgroup is gone from every hierarchy.
+func cgroupGone(t *testing.T, id string) bool {
+	t.Helper()
+	hier, err := cgroup.Hierarchies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return !cgroup.Exists(hier, cgroupParent+"/"+id)
+}
+
+// alive reports whether pid exists and has not exited.
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i > 0 && len(b) > i+2 && b[i+2] != 'Z'
+}
