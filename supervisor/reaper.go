@@ -34,7 +34,7 @@ func (r Reaped) Code() int {
 type Reaper struct {
 	starts sync.RWMutex // starts hold it shared, the reaping loop exclusive
 
-	mu        sync.Mutex
+	mu       sync.Mutex
 	watchers map[int]func(Reaped)
 	orphans  func(Reaped)
 

@@ -9,9 +9,9 @@ import (
 	"os"
 	"runtime"
 
+	_ "github.com/opencontainers/cgroups/devices" // device rules for the cgroup managers
 	"github.com/opencontainers/runc/libcontainer"
 	_ "github.com/opencontainers/runc/libcontainer/nsenter" // nsexec: runs before the Go runtime in "moor init"
-	_ "github.com/opencontainers/cgroups/devices"            // device rules for the cgroup managers
 )
 
 func main() {
