@@ -199,7 +199,7 @@ func (l *loop) run(ctx context.Context, sigs <-chan os.Signal, events <-chan eve
 				continue // the guest is on its way out: only its end counts
 			}
 			l.set(ev.state, ev.reason)
-			if (ev.state == devicemodel.GuestShutdown || ev.state == devicemodel.GuestCrashed) {
+			if ev.state == devicemodel.GuestShutdown || ev.state == devicemodel.GuestCrashed {
 				l.ending, l.reason = devicemodel.EndPoweroff, ev.reason
 				if ev.state == devicemodel.GuestCrashed {
 					l.ending = devicemodel.EndCrashed
