@@ -162,6 +162,7 @@ func (s *Supervisor) killAnchor(ctx context.Context, rec *Record) {
 	}
 	defer h.Close()
 	_ = h.Signal(unix.SIGKILL)
+	s.thaw(rec) // a frozen anchor dies only once thawed
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	_ = h.Wait(ctx)

@@ -1,0 +1,103 @@
+package test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// TestBadSpecLeavesNothing: a spec missing or getting wrong a field of the
+// minimum viable spec is refused with an error naming the field, a non-zero
+// exit, and no cgroup or state left behind.
+func TestBadSpecLeavesNothing(t *testing.T) {
+	neg, tiny, low := int64(-5), int64(10), uint64(1)
+	cases := []struct {
+		name, field string
+		mutate      func(*specs.Spec)
+	}{
+		{"no root", "root.path", func(s *specs.Spec) { s.Root = nil }},
+		{"root missing", "root.path", func(s *specs.Spec) { s.Root.Path = "/nonexistent-moor-root" }},
+		{"no args", "process.args", func(s *specs.Spec) { s.Process.Args = nil }},
+		{"no process", "process", func(s *specs.Spec) { s.Process = nil }},
+		{"no memory", "linux.resources.memory", func(s *specs.Spec) { s.Linux.Resources.Memory = nil }},
+		{"negative memory", "linux.resources.memory.limit", func(s *specs.Spec) { s.Linux.Resources.Memory.Limit = &neg }},
+		{"no cpu", "linux.resources.cpu", func(s *specs.Spec) { s.Linux.Resources.CPU = nil }},
+		{"tiny quota", "linux.resources.cpu.quota", func(s *specs.Spec) { s.Linux.Resources.CPU.Quota = &tiny }},
+		{"low shares", "linux.resources.cpu.shares", func(s *specs.Spec) { s.Linux.Resources.CPU.Shares = &low }},
+		{"bad cpuset", "linux.resources.cpu.cpus", func(s *specs.Spec) { s.Linux.Resources.CPU.Cpus = "3-1" }},
+		{"relative cgroup", "linux.cgroupsPath", func(s *specs.Spec) { s.Linux.CgroupsPath = "moor-test/relative" }},
+		{"missing program", "sh-that-is-not-there", func(s *specs.Spec) { s.Process.Args = []string{"sh-that-is-not-there"} }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := newBundle(t, "true")
+			c.mutate(b.Spec)
+			b.write(t)
+			t.Cleanup(func() { moor(t, "delete", "--force", b.ID) })
+			r := moor(t, "create", "--bundle", b.Dir, b.ID)
+			if r.Code == 0 || !strings.Contains(r.Stderr, c.field) {
+				t.Fatalf("create: %v, want an error naming %s", r, c.field)
+			}
+			checkNoTrace(t, b.ID)
+		})
+	}
+	t.Run("not json", func(t *testing.T) {
+		b := newBundle(t, "true")
+		if err := os.WriteFile(filepath.Join(b.Dir, "config.json"), []byte("{nope"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if r := moor(t, "create", "--bundle", b.Dir, b.ID); r.Code == 0 || !strings.Contains(r.Stderr, "config.json") {
+			t.Fatalf("create: %v, want an error naming config.json", r)
+		}
+		checkNoTrace(t, b.ID)
+	})
+	t.Run("unknown properties are accepted", func(t *testing.T) {
+		b := newBundle(t, "true")
+		b.write(t)
+		path := filepath.Join(b.Dir, "config.json")
+		raw, _ := os.ReadFile(path)
+		raw = []byte(strings.Replace(string(raw), "{", `{"org.example.future": {"x": 1},`, 1))
+		if err := os.WriteFile(path, raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { moor(t, "delete", "--force", b.ID) })
+		mustMoor(t, "create", "--bundle", b.Dir, b.ID)
+		mustMoor(t, "delete", b.ID)
+	})
+}
+
+func checkNoTrace(t *testing.T, id string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(stateRoot, "default", id)); !os.IsNotExist(err) {
+		t.Fatalf("state dir of refused task exists: %v", err)
+	}
+	if !cgroupGone(t, id) {
+		t.Fatalf("cgroup of refused task exists")
+	}
+	if r := moor(t, "state", id); r.Code == 0 {
+		t.Fatalf("refused task has a state: %v", r)
+	}
+}
+
+// TestSeccomp: a spec's seccomp profile is enforced (moor is built with
+// libseccomp).
+func TestSeccomp(t *testing.T) {
+	b := newBundle(t, "sh", "-c", "mkdir /tmp/x && echo made || echo refused")
+	b.Spec.Linux.Seccomp = &specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Syscalls: []specs.LinuxSyscall{{
+			Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno,
+		}},
+	}
+	b.write(t)
+	t.Cleanup(func() { moor(t, "delete", "--force", b.ID) })
+	if out := mustMoor(t, "run", "--bundle", b.Dir, b.ID); out != "refused\n" {
+		t.Fatalf("mkdir under a seccomp profile that denies it: %q", out)
+	}
+	if out := mustMoor(t, "features"); !strings.Contains(out, `"SCMP_ACT_ERRNO"`) {
+		t.Fatalf("features does not list seccomp actions:\n%s", out)
+	}
+}
