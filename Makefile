@@ -1,0 +1,36 @@
+# moor: build, demo, test, bench. Everything runs as root on a Linux host
+# with cgroups; `make deps` installs the Debian packages the build and the
+# tests need.
+
+GO      ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+TAGS    := seccomp netgo osusergo
+LDFLAGS := -s -w -extldflags -static -X main.version=$(VERSION)
+
+.PHONY: all build deps demo test unit bench clean
+
+all: build
+
+# A static moor with seccomp support: it also runs as the anchor inside
+# loader roots that have no libc.
+build:
+	$(GO) build -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o bin/moor ./cmd/moor
+
+deps:
+	scripts/deps.sh
+
+demo: deps build
+	scripts/demo.sh bin/moor
+
+# The whole suite: unit tests and the root integration tests in test/.
+test: deps build
+	MOOR_BIN=$(CURDIR)/bin/moor $(GO) test -count=1 -p 1 -timeout 25m ./...
+
+unit:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test$$)
+
+bench: deps build
+	scripts/bench.sh bin/moor
+
+clean:
+	rm -rf bin
