@@ -412,3 +412,25 @@ func TestHostRoot(t *testing.T) {
 	}
 	checkScratchGone(t, id)
 }
+
+// TestLoader takes a loader bundle's spec as the template and mounts the
+// root volume read-only at /mnt in it.
+func TestLoader(t *testing.T) {
+	id := taskID(t)
+	vol := newVolume(t, nil)
+	writeFile(t, filepath.Join(vol, "rootfs/guest-marker"), "guest\n")
+	loader := newBundle(t, "/bin/sh", "-c", "cat /mnt/rootfs/guest-marker > /tmp/out; touch /mnt/x 2>/dev/null && echo rw >> /tmp/out || echo ro >> /tmp/out")
+	data := dataDir(t)
+	loader.Spec.Mounts = append(loader.Spec.Mounts, specs.Mount{Destination: "/tmp", Type: "bind", Source: data, Options: []string{"rbind", "rw"}})
+	loader.write(t)
+	dir := filepath.Join(t.TempDir(), "bundle")
+	mustMoor(t, "spec", "--loader", loader.Dir, "--seed", vol, "--bundle", dir)
+	editSpec(t, dir, func(s *specs.Spec) { s.Linux.CgroupsPath = rootfsCgroupParent + "/" + id })
+	if r := runTask(t, id, dir); r.Code != 0 {
+		t.Fatalf("run: %v", r)
+	}
+	if got := readFile(t, filepath.Join(data, "out")); got != "guest\nro\n" {
+		t.Errorf("loader task wrote %q, want the guest's marker, read-only", got)
+	}
+	checkScratchGone(t, id)
+}
