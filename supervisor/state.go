@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lf-edge/moor/devicemodel"
 )
 
 // State is a task as the OCI state document describes it, plus what moor
@@ -23,6 +25,8 @@ type State struct {
 	CgroupPath  string            `json:"cgroupPath,omitempty"`
 	Exit        *Exit             `json:"exit,omitempty"`
 	Restarts    int               `json:"restarts,omitempty"`
+	// VM is the guest's run state, for a hypervisor task.
+	VM *devicemodel.RunState `json:"vm,omitempty"`
 }
 
 // State reports a task's state as the kernel shows it now.
@@ -49,6 +53,9 @@ func (s *Supervisor) stateOf(rec *Record) *State {
 	}
 	if st.Status != Stopped {
 		st.PID = rec.Anchor.PID
+	}
+	if vm, err := devicemodel.ReadRunState(rec.Annotations); err == nil {
+		st.VM = vm
 	}
 	if spec, err := s.store.LoadSpec(rec.Namespace, rec.ID); err == nil && spec.Root != nil {
 		st.Rootfs = spec.Root.Path
