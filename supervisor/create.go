@@ -149,6 +149,9 @@ func (s *Supervisor) startAnchor(c *libcontainer.Container, proc *libcontainer.P
 	}
 	rec.Anchor = id
 	if s.opts.Reaper != nil {
+		s.mu.Lock()
+		delete(s.exited, rec.ID)
+		s.mu.Unlock()
 		s.watch(rec)
 	}
 	return nil

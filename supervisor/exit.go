@@ -15,10 +15,9 @@ import (
 // watch has the reaper record the anchor's exit. Called with the reaper's
 // starts held.
 func (s *Supervisor) watch(rec *Record) {
-	ns, id, memDir := rec.Namespace, rec.ID, s.memoryDir(rec)
+	ns, id, who, memDir := rec.Namespace, rec.ID, rec.Anchor, s.memoryDir(rec)
 	s.opts.Reaper.Watch(rec.Anchor.PID, func(r Reaped) {
-		ex := exitOf(r, memDir)
-		s.recordExit(ns, id, ex)
+		s.recordExit(ns, id, who, exitOf(r, memDir))
 	})
 }
 
@@ -55,9 +54,17 @@ func (s *Supervisor) memoryDir(rec *Record) string {
 	return st.CgroupPaths[""]
 }
 
-// recordExit saves how a task ended and wakes its waiters.
-func (s *Supervisor) recordExit(ns, id string, ex *Exit) {
+// recordExit saves how the anchor who of a task ended, tells OnExit and
+// wakes the task's waiters. An exit is recorded once, and only for the
+// anchor the task still has: a late report of an earlier anchor of a
+// restarted task changes nothing.
+func (s *Supervisor) recordExit(ns, id string, who anchor.Identity, ex *Exit) {
+	stale := false
 	_, err := s.store.Update(ns, id, func(r *Record) error {
+		if r.Anchor != who || r.Exit != nil {
+			stale = true
+			return nil
+		}
 		r.Exit = ex
 		if r.Status != Stopped {
 			next, err := transition(r.Status, Stopped)
@@ -71,7 +78,13 @@ func (s *Supervisor) recordExit(ns, id string, ex *Exit) {
 	if err != nil && !errors.Is(err, ErrNotExist) {
 		s.log.Warn("record exit", "id", id, "err", err)
 	}
-	s.log.Info("task exited", "id", id, "code", ex.Code, "reason", ex.Reason, "signal", ex.Signal)
+	if stale {
+		return
+	}
+	s.log.Info("task exited", "id", id, "pid", who.PID, "code", ex.Code, "reason", ex.Reason, "signal", ex.Signal)
+	if s.opts.OnExit != nil {
+		s.opts.OnExit(id, ex)
+	}
 	s.mu.Lock()
 	ws := s.waiters[id]
 	delete(s.waiters, id)
@@ -122,4 +135,43 @@ func (s *Supervisor) Wait(ctx context.Context, ref string) (*Exit, error) {
 		return rec.Exit, nil
 	}
 	return nil, nil
+}
+
+// ExitUnknown is the reason recorded for an adopted anchor: moor saw it end
+// through its pidfd but was not its parent, so the status is not known.
+const ExitUnknown ExitReason = "unknown"
+
+// Adopt watches a running task that another process created (an earlier
+// supervisor, the CLI): its exit is recorded, with reason ExitUnknown (or
+// ExitOOM when its cgroup saw an OOM kill), and reported to OnExit. The
+// wait goes through Go's network poller on the anchor's pidfd, so adopted
+// tasks cost no OS thread.
+func (s *Supervisor) Adopt(ref string) error {
+	rec, err := s.Resolve(ref)
+	if err != nil {
+		return fmt.Errorf("adopt task: %w", err)
+	}
+	h, err := rec.Anchor.Open(s.opts.ProcRoot)
+	if err != nil {
+		return fmt.Errorf("adopt task %s: %w", rec.ID, err)
+	}
+	s.mu.Lock()
+	delete(s.exited, rec.ID)
+	s.mu.Unlock()
+	memDir := s.memoryDir(rec)
+	go func() {
+		defer h.Close()
+		if err := h.Wait(context.Background()); err != nil {
+			s.log.Warn("watch adopted task", "id", rec.ID, "err", err)
+			return
+		}
+		ex := &Exit{Code: -1, Reason: ExitUnknown, At: time.Now().UTC()}
+		if memDir != "" {
+			if n, err := cgroup.OOMKills(memDir); err == nil && n > 0 {
+				ex.Reason, ex.Code, ex.Signal = ExitOOM, 128+int(unix.SIGKILL), "SIGKILL"
+			}
+		}
+		s.recordExit(rec.Namespace, rec.ID, rec.Anchor, ex)
+	}()
+	return nil
 }

@@ -1,9 +1,12 @@
 package supervisor
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -127,4 +130,18 @@ func parseCPUList(s string) error {
 		}
 	}
 	return nil
+}
+
+// LoadSpec reads a bundle's config.json. Unknown properties are accepted.
+func LoadSpec(bundle string) (*specs.Spec, error) {
+	path := filepath.Join(bundle, "config.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read spec: %w", err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("read spec %s: %w", path, err)
+	}
+	return &s, nil
 }

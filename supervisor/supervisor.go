@@ -32,6 +32,10 @@ type Options struct {
 	// creates are watched and their exits recorded. Without one the caller
 	// is not the anchors' reaper and exits are only seen as "stopped".
 	Reaper *Reaper
+	// OnExit, when set, is told of every exit this Supervisor records (of
+	// tasks it created with a Reaper, or adopted). It is called from the
+	// reaper's goroutine and must not block.
+	OnExit func(id string, ex *Exit)
 }
 
 // Supervisor runs tasks of one task namespace.

@@ -44,7 +44,7 @@ var createCommand = cli.Command{
 // createTask is create's work, shared with run.
 func createTask(ctx *cli.Context, sup *supervisor.Supervisor, id string) (*supervisor.Record, error) {
 	bundle := ctx.String("bundle")
-	spec, err := loadSpec(bundle)
+	spec, err := supervisor.LoadSpec(bundle)
 	if err != nil {
 		return nil, err
 	}

@@ -74,17 +74,3 @@ func defaultSpec() *specs.Spec {
 	s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &pids}
 	return s
 }
-
-// loadSpec reads a bundle's config.json.
-func loadSpec(bundle string) (*specs.Spec, error) {
-	path := filepath.Join(bundle, "config.json")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read spec: %w", err)
-	}
-	var s specs.Spec
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("read spec %s: %w", path, err)
-	}
-	return &s, nil
-}

@@ -17,6 +17,7 @@ import (
 	"github.com/lf-edge/moor/devicemodel"
 	"github.com/lf-edge/moor/devicemodel/qemu"
 	"github.com/lf-edge/moor/devicemodel/xl"
+	"github.com/lf-edge/moor/supervisor"
 )
 
 var vmCommand = cli.Command{
@@ -120,7 +121,7 @@ func loadLoader(dir string) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := loadSpec(dir)
+	s, err := supervisor.LoadSpec(dir)
 	if err != nil {
 		return nil, fmt.Errorf("load loader: %w", err)
 	}
