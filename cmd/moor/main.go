@@ -21,7 +21,11 @@ func main() {
 	// libcontainer may leave the calling thread in a container's mount
 	// namespace; keep main's thread to ourselves so that never is it.
 	runtime.LockOSThread()
-	err := newApp().Run(os.Args)
+	args := os.Args
+	if os.Getpid() == 1 && len(args) == 1 {
+		args = append(args, "supervise") // moor as a system's init
+	}
+	err := newApp().Run(args)
 	if err == nil {
 		return
 	}

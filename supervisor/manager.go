@@ -1,0 +1,204 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"golang.org/x/sys/unix"
+)
+
+// ManagerOptions configure the init-style supervisor.
+type ManagerOptions struct {
+	Containers string // the linuxkit-style tree: onboot/ and services/
+	Root       string // state root; DefaultRoot when empty
+	Namespace  string // SystemNamespace when empty
+	Logs       TaskLogs
+	Logger     *slog.Logger
+	// LogCheck is how often task logs are checked for rotation; 1s when 0.
+	LogCheck time.Duration
+	// Notify sends an sd_notify message; by default to $NOTIFY_SOCKET, if set.
+	Notify func(state string)
+}
+
+// Manager boots a containers tree and keeps its services running: it is
+// the process's one reaper (PID 1 or a child subreaper), restarts services
+// by policy, and reacts to signals: SIGTERM, SIGINT, SIGPWR shut down in
+// order; SIGHUP re-reads the tree and reconciles; SIGUSR1 writes a status
+// dump. All its work happens on the goroutine that calls Run; the reaper's
+// goroutine and timers only post work to it, so the thread count does not
+// grow with the number of services.
+type Manager struct {
+	opts ManagerOptions
+	sup  *Supervisor
+	log  *slog.Logger
+
+	services map[string]*service
+	order    []string // service IDs, in start order
+
+	mu    sync.Mutex
+	queue []func()
+	wake  chan struct{}
+}
+
+// service is what the Manager knows of one service beyond its task.
+type service struct {
+	unit     *Unit
+	restarts int
+	failures int // quick failures in a row, for the backoff
+	started  time.Time
+	stopping bool // its exit is expected: no restart
+	timer    *time.Timer
+}
+
+// NewManager checks the options. Run does the work.
+func NewManager(opts ManagerOptions) (*Manager, error) {
+	if opts.Namespace == "" {
+		opts.Namespace = SystemNamespace
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.LogCheck == 0 {
+		opts.LogCheck = time.Second
+	}
+	if opts.Notify == nil {
+		opts.Notify = func(state string) { _, _ = daemon.SdNotify(false, state) }
+	}
+	if opts.Logs.Dir == "" {
+		return nil, errors.New("manager: no log directory")
+	}
+	return &Manager{
+		opts:     opts,
+		log:      opts.Logger.With("component", "supervise"),
+		services: map[string]*service{},
+		wake:     make(chan struct{}, 1),
+	}, nil
+}
+
+// post queues fn to run on Run's goroutine. Safe from any goroutine.
+func (m *Manager) post(fn func()) {
+	m.mu.Lock()
+	m.queue = append(m.queue, fn)
+	m.mu.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Manager) drain() {
+	m.mu.Lock()
+	q := m.queue
+	m.queue = nil
+	m.mu.Unlock()
+	for _, fn := range q {
+		fn()
+	}
+}
+
+// Run boots the tree and supervises it until a shutdown signal, then stops
+// every service in reverse start order and returns nil. It must be the only
+// code in the process that waits for children.
+func (m *Manager) Run(ctx context.Context) error {
+	if err := becomeReaper(); err != nil {
+		return err
+	}
+	reaper := NewReaper()
+	defer reaper.Close()
+	reaper.OnOrphan(func(r Reaped) { m.log.Debug("reaped orphan", "pid", r.PID, "code", r.Code()) })
+	sup, err := New(Options{
+		Root: m.opts.Root, Namespace: m.opts.Namespace, Logger: m.opts.Logger, Reaper: reaper,
+		OnExit: func(id string, ex *Exit) { m.post(func() { m.handleExit(id, ex) }) },
+	})
+	if err != nil {
+		return err
+	}
+	m.sup = sup
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGPWR, unix.SIGHUP, unix.SIGUSR1)
+	defer signal.Stop(sigs)
+
+	tree, err := ReadTree(m.opts.Containers)
+	if tree == nil {
+		return err
+	}
+	if err != nil {
+		m.log.Error("containers tree", "err", err)
+	}
+	m.adopt(tree)
+	if !m.runOnboot(ctx, tree.Onboot, sigs) {
+		m.shutdown()
+		return nil
+	}
+	for _, u := range tree.Services {
+		if _, ok := m.services[u.ID]; !ok {
+			m.startService(ctx, u, 0)
+		}
+	}
+	m.opts.Notify(daemon.SdNotifyReady)
+	m.log.Info("services started", "count", len(m.services))
+	return m.loop(ctx, sigs)
+}
+
+func (m *Manager) loop(ctx context.Context, sigs chan os.Signal) error {
+	var watchdog <-chan time.Time
+	if d, err := daemon.SdWatchdogEnabled(false); err == nil && d > 0 {
+		t := time.NewTicker(d / 2)
+		defer t.Stop()
+		watchdog = t.C
+	}
+	logCheck := time.NewTicker(m.opts.LogCheck)
+	defer logCheck.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			m.shutdown()
+			return nil
+		case sig := <-sigs:
+			switch sig {
+			case unix.SIGHUP:
+				m.reconcile(ctx)
+			case unix.SIGUSR1:
+				m.dump()
+			default:
+				m.log.Info("shutting down", "signal", sig)
+				m.shutdown()
+				return nil
+			}
+		case <-m.wake:
+			m.drain()
+		case <-watchdog:
+			m.opts.Notify(daemon.SdNotifyWatchdog)
+		case <-logCheck.C:
+			for id := range m.services {
+				if err := m.opts.Logs.Rotate(id); err != nil {
+					m.log.Warn("rotate log", "id", id, "err", err)
+				}
+			}
+		}
+	}
+}
+
+// becomeReaper makes sure orphans come to this process: it is PID 1, or it
+// becomes a child subreaper and checks that it did.
+func becomeReaper() error {
+	if os.Getpid() == 1 {
+		return nil
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("become child subreaper: %w", err)
+	}
+	var on int32
+	if err := unix.Prctl(unix.PR_GET_CHILD_SUBREAPER, uintptr(unsafe.Pointer(&on)), 0, 0, 0); err != nil || on != 1 {
+		return fmt.Errorf("become child subreaper: not set (%v)", err)
+	}
+	return nil
+}
