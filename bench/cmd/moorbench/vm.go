@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lf-edge/moor/devicemodel"
+)
+
+// anchorResult is a hypervisor task's anchor, measured with its guest
+// paused.
+type anchorResult struct {
+	held
+	QemuRSSKiB int `json:"qemuRssKiB"`
+}
+
+// benchAnchor creates and starts a hypervisor task (qemu under TCG, 128
+// MiB, one vCPU, no disk), pauses its guest, and measures the anchor.
+func benchAnchor(ctx context.Context, moor *ociRuntime, dir string) (res anchorResult, err error) {
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		return res, fmt.Errorf("find qemu (apt-get install qemu-system-x86): %w", err)
+	}
+	const id = "vm-anchor"
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return res, fmt.Errorf("make vm bundle: %w", err)
+	}
+	desc := filepath.Join(dir, "vm-description.json")
+	b, _ := json.Marshal(map[string]any{"name": id, "hypervisor": "tcg", "memoryMiB": 128, "vcpus": 1})
+	if err := os.WriteFile(desc, b, 0o644); err != nil {
+		return res, fmt.Errorf("write vm description: %w", err)
+	}
+	if _, err := moor.cmd(ctx, "vm", "spec", "--vm", desc, "--host-root", "--bundle", dir,
+		"--cgroups-path", cgroupParent+"/"+id); err != nil {
+		return res, err
+	}
+	if _, err := moor.cmd(ctx, "create", "--bundle", dir, id); err != nil {
+		return res, err
+	}
+	defer func() {
+		if _, derr := moor.cmd(context.WithoutCancel(ctx), "delete", "--force", id); derr != nil && err == nil {
+			err = derr
+		}
+	}()
+	if _, err := moor.cmd(ctx, "start", id); err != nil {
+		return res, err
+	}
+	runDir := filepath.Join(dir, "vm")
+	if err := waitGuest(ctx, runDir, devicemodel.GuestRunning); err != nil {
+		return res, err
+	}
+	if _, err := moor.cmd(ctx, "kill", id, "USR1"); err != nil {
+		return res, err
+	}
+	if err := waitGuest(ctx, runDir, devicemodel.GuestPaused); err != nil {
+		return res, err
+	}
+	time.Sleep(time.Second) // let the paused guest settle
+	pid, err := anchorPID(ctx, moor, id)
+	if err != nil {
+		return res, err
+	}
+	if res.held, err = measure(pid); err != nil {
+		return res, err
+	}
+	if q, err := onlyChild(pid); err == nil { // qemu, the device model
+		if h, err := measure(q); err == nil {
+			res.QemuRSSKiB = h.RSSKiB
+		}
+	}
+	return res, nil
+}
+
+// waitGuest polls the anchor's run state until the guest is in want.
+func waitGuest(ctx context.Context, runDir string, want devicemodel.GuestState) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for delay := time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
+		st, err := devicemodel.ReadRunState(map[string]string{devicemodel.AnnotationRunDir: runDir})
+		if err == nil && st.State == want {
+			return nil
+		}
+		if err == nil && (st.State == devicemodel.GuestShutdown || st.State == devicemodel.GuestCrashed) {
+			return fmt.Errorf("guest ended while waiting for %s: %s", want, st.Reason)
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("guest not %s after 60s", want)
+		}
+		time.Sleep(delay)
+	}
+}
+
+// anchorPID reads the anchor's host PID from `moor state`.
+func anchorPID(ctx context.Context, moor *ociRuntime, id string) (int, error) {
+	out, err := moor.output(ctx, "state", id)
+	if err != nil {
+		return 0, err
+	}
+	var st struct {
+		PID int `json:"pid"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil || st.PID <= 0 {
+		return 0, fmt.Errorf("decode moor state %s: %q: %v", id, out, err)
+	}
+	return st.PID, nil
+}
+
+// onlyChild finds the first child of pid.
+func onlyChild(pid int) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return 0, fmt.Errorf("read children of %d: %w", pid, err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0, fmt.Errorf("process %d has no child", pid)
+	}
+	return strconv.Atoi(f[0])
+}

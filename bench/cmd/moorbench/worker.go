@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// report is everything one run measured.
+type report struct {
+	Date     time.Time
+	Machine  string
+	Versions map[string]string
+	Hybrid   bool
+	Warm     int
+	Rounds   int
+	CLI      map[string]*cliResult
+	Inproc   inprocResult
+	Anchor   anchorResult
+	Leaks    []string
+}
+
+func runWorker(args []string) (err error) {
+	fs := flag.NewFlagSet(modeWorker, flag.ContinueOnError)
+	moorBin := fs.String("moor", "bin/moor", "the moor binary under test")
+	rounds := fs.Int("rounds", 30, "measured rounds of each CLI benchmark")
+	warm := fs.Int("warm", 3, "warm-up rounds, not kept")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	bin, err := filepath.Abs(*moorBin)
+	if err != nil {
+		return fmt.Errorf("moor binary: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
+	defer stop()
+
+	rep := &report{Date: time.Now().UTC(), Machine: machine(), Warm: *warm, Rounds: *rounds}
+	if rep.Hybrid, err = leaveHybrid(); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "moorbench-")
+	if err != nil {
+		return fmt.Errorf("make work dir: %w", err)
+	}
+	bundles, state := filepath.Join(tmp, "bundles"), filepath.Join(tmp, "state")
+	if err := buildRootfs(filepath.Join(tmp, "rootfs")); err != nil {
+		return err
+	}
+	if err := makeCgroupParent(); err != nil {
+		return err
+	}
+	rts, err := newRuntimes(bin, state)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, rt := range rts {
+			rep.Leaks = append(rep.Leaks, cleanupRuntime(rt)...)
+		}
+		leaks, cerr := removeCgroupParent()
+		for _, l := range leaks {
+			rep.Leaks = append(rep.Leaks, "cgroup "+l)
+		}
+		if cerr == nil {
+			cerr = os.RemoveAll(tmp)
+		}
+		if err == nil && cerr != nil {
+			err = fmt.Errorf("clean up: %w", cerr)
+		}
+		if err == nil && len(rep.Leaks) > 0 {
+			err = fmt.Errorf("left behind (now removed): %s", strings.Join(rep.Leaks, ", "))
+		}
+	}()
+	rep.Versions = versions(rts)
+
+	phase("CLI: run /bin/true and create/start/kill/delete, %d rounds (+%d warm-up), interleaved", *rounds, *warm)
+	if rep.CLI, err = benchCLI(ctx, rts, bundles, *warm, *rounds); err != nil {
+		return err
+	}
+	phase("in-process: supervisor library start latency, 1/10/100 tasks held, 100 concurrent starts")
+	if rep.Inproc, err = benchInproc(ctx, tmp, *warm, *rounds); err != nil {
+		return err
+	}
+	phase("hypervisor task: anchor with qemu paused (TCG)")
+	if rep.Anchor, err = benchAnchor(ctx, rts[0], filepath.Join(tmp, "vm")); err != nil {
+		return err
+	}
+	rep.print(os.Stdout)
+	return nil
+}
+
+// benchInproc runs the in-process benchmark in a child of its own, which
+// is the only reaper of its tasks.
+func benchInproc(ctx context.Context, tmp string, warm, rounds int) (inprocResult, error) {
+	var res inprocResult
+	self, err := os.Executable()
+	if err != nil {
+		return res, fmt.Errorf("find own binary: %w", err)
+	}
+	out := filepath.Join(tmp, "inproc.json")
+	c := exec.CommandContext(ctx, self, modeInproc, "--rootfs", filepath.Join(tmp, "rootfs"),
+		"--state", filepath.Join(tmp, "state", "inproc"), "--out", out,
+		"--warm", fmt.Sprint(warm), "--rounds", fmt.Sprint(rounds))
+	c.Stderr = os.Stderr
+	if err := c.Run(); err != nil {
+		return res, fmt.Errorf("in-process benchmark: %w", err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		return res, fmt.Errorf("read in-process result: %w", err)
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		return res, fmt.Errorf("decode in-process result: %w", err)
+	}
+	return res, nil
+}
+
+func phase(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "moorbench: "+format+"\n", a...)
+}
+
+// versions asks each runtime for its version's first line.
+func versions(rts []*ociRuntime) map[string]string {
+	v := map[string]string{}
+	for _, rt := range rts {
+		out, err := exec.Command(rt.Bin, "--version").Output()
+		line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+		if err != nil {
+			line = "unknown"
+		}
+		v[rt.Name] = line
+	}
+	return v
+}
+
+// machine describes this host: CPU model and count, memory, kernel.
+func machine() string {
+	model, cpus := "unknown CPU", 0
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, ok := strings.Cut(line, ":")
+			switch k = strings.TrimSpace(k); {
+			case ok && k == "model name":
+				model = strings.TrimSpace(v)
+				cpus++
+			}
+		}
+	}
+	var mem int
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		mem = procField(string(b), "MemTotal:")
+	}
+	var u unix.Utsname
+	_ = unix.Uname(&u)
+	return fmt.Sprintf("%s, %d CPUs, %.0f GiB, Linux %s", model, cpus, float64(mem)/(1<<20), unix.ByteSliceToString(u.Release[:]))
+}
