@@ -22,6 +22,8 @@ import (
 // held is what the supervisor process costs while it holds some tasks.
 type held struct {
 	RSSKiB  int     `json:"rssKiB"`
+	AnonKiB int     `json:"anonKiB"` // of RSS: anonymous (heap, stacks)
+	FileKiB int     `json:"fileKiB"` // of RSS: mapped files (the binary)
 	PssKiB  int     `json:"pssKiB"`
 	Threads int     `json:"threads"`
 	Extra   float64 `json:"extraProcsPerTask"` // processes per task beyond the task's own
@@ -221,6 +223,8 @@ func measure(pid int) (held, error) {
 		return h, fmt.Errorf("read status of %d: %w", pid, err)
 	}
 	h.RSSKiB = procField(string(status), "VmRSS:")
+	h.AnonKiB = procField(string(status), "RssAnon:")
+	h.FileKiB = procField(string(status), "RssFile:")
 	h.Threads = procField(string(status), "Threads:")
 	if rollup, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid)); err == nil {
 		h.PssKiB = procField(string(rollup), "Pss:")

@@ -41,17 +41,18 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "\nin-process (supervisor library, one reaper)\n")
 	fmt.Fprintf(w, "  Create+Start until the process runs   median %.1f ms, p95 %.1f ms (%.1f–%.1f), %d starts\n",
 		in.StartMS.median(), in.StartMS.quantile(0.95), in.StartMS.min(), in.StartMS.max(), len(in.StartMS))
-	fmt.Fprintf(w, "  %-14s %10s %10s %8s %22s\n", "tasks held", "RSS KiB", "Pss KiB", "threads", "extra procs per task")
+	fmt.Fprintf(w, "  %-14s %10s %10s %10s %10s %8s %22s\n", "tasks held", "RSS KiB", "anon KiB", "file KiB", "Pss KiB", "threads", "extra procs per task")
 	for _, n := range []string{"1", "10", "100"} {
 		h := in.Held[n]
-		fmt.Fprintf(w, "  %-14s %10d %10d %8d %22.2f\n", n, h.RSSKiB, h.PssKiB, h.Threads, h.Extra)
+		fmt.Fprintf(w, "  %-14s %10d %10d %10d %10d %8d %22.2f\n", n, h.RSSKiB, h.AnonKiB, h.FileKiB, h.PssKiB, h.Threads, h.Extra)
 	}
 	fmt.Fprintf(w, "  100 tasks started concurrently: %.2f s (then %d threads); deleted concurrently: %.2f s\n",
 		in.Start100S, in.Start100Thr, in.Delete100S)
 	a := r.Anchor
 	fmt.Fprintf(w, "\nhypervisor task (qemu under TCG, 128 MiB guest, paused)\n")
-	fmt.Fprintf(w, "  anchor: RSS %d KiB, Pss %d KiB, %d threads; qemu (device model, not the anchor): RSS %d KiB\n",
-		a.RSSKiB, a.PssKiB, a.Threads, a.QemuRSSKiB)
+	fmt.Fprintf(w, "  anchor: RSS %d KiB (anonymous %d, binary and files %d), Pss %d KiB, %d threads\n",
+		a.RSSKiB, a.AnonKiB, a.FileKiB, a.PssKiB, a.Threads)
+	fmt.Fprintf(w, "  qemu (the device model, not the anchor): RSS %d KiB\n", a.QemuRSSKiB)
 	fmt.Fprintf(w, "  reference: containerd's runc shim costs per task 13.5 MiB RSS (3 MiB Pss), 12 threads\n\n")
 
 	b, _ := json.Marshal(r.jsonLine())
@@ -84,6 +85,7 @@ func (r *report) jsonLine() map[string]any {
 		"extra_procs_per_task":    extra,
 		"anchor_rss_kib":          r.Anchor.RSSKiB,
 		"anchor_pss_kib":          r.Anchor.PssKiB,
+		"anchor_anon_kib":         r.Anchor.AnonKiB,
 		"start100_s":              round2(r.Inproc.Start100S),
 		"ratio_run_true_vs_crun":  round2(r.CLI["moor"].RunTrue.median() / r.CLI["crun"].RunTrue.median()),
 		"ratio_run_true_vs_runc":  round2(r.CLI["moor"].RunTrue.median() / r.CLI["runc"].RunTrue.median()),

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,7 +24,7 @@ type anchorResult struct {
 
 // benchAnchor creates and starts a hypervisor task (qemu under TCG, 128
 // MiB, one vCPU, no disk), pauses its guest, and measures the anchor.
-func benchAnchor(ctx context.Context, moor *ociRuntime, dir string) (res anchorResult, err error) {
+func benchAnchor(ctx context.Context, moor *ociRuntime, dir string, verbose bool) (res anchorResult, err error) {
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		return res, fmt.Errorf("find qemu (apt-get install qemu-system-x86): %w", err)
 	}
@@ -68,6 +69,9 @@ func benchAnchor(ctx context.Context, moor *ociRuntime, dir string) (res anchorR
 	}
 	if res.held, err = measure(pid); err != nil {
 		return res, err
+	}
+	if verbose {
+		printMappings(pid)
 	}
 	if q, err := onlyChild(pid); err == nil { // qemu, the device model
 		if h, err := measure(q); err == nil {
@@ -121,4 +125,30 @@ func onlyChild(pid int) (int, error) {
 		return 0, fmt.Errorf("process %d has no child", pid)
 	}
 	return strconv.Atoi(f[0])
+}
+
+// printMappings prints a process's resident memory by mapping, largest
+// first.
+func printMappings(pid int) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return
+	}
+	var lines []string
+	var head string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			head = line
+		case len(f) >= 2 && f[0] == "Rss:" && f[1] != "0":
+			lines = append(lines, fmt.Sprintf("%8s KiB  %s", f[1], head))
+		}
+	}
+	slices.SortFunc(lines, func(a, b string) int {
+		x, _ := strconv.Atoi(strings.Fields(a)[0])
+		y, _ := strconv.Atoi(strings.Fields(b)[0])
+		return y - x
+	})
+	fmt.Fprintf(os.Stderr, "anchor %d resident memory by mapping:\n  %s\n", pid, strings.Join(lines, "\n  "))
 }

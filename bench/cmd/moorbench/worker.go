@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,8 @@ func runWorker(args []string) (err error) {
 	moorBin := fs.String("moor", "bin/moor", "the moor binary under test")
 	rounds := fs.Int("rounds", 30, "measured rounds of each CLI benchmark")
 	warm := fs.Int("warm", 3, "warm-up rounds, not kept")
+	only := fs.String("only", "", "run only these phases (comma-separated: cli, inproc, anchor); the table then lacks the others")
+	verbose := fs.Bool("v", false, "also print where the anchor's resident memory is")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -83,17 +86,28 @@ func runWorker(args []string) (err error) {
 	}()
 	rep.Versions = versions(rts)
 
-	phase("CLI: run /bin/true and create/start/kill/delete, %d rounds (+%d warm-up), interleaved", *rounds, *warm)
-	if rep.CLI, err = benchCLI(ctx, rts, bundles, *warm, *rounds); err != nil {
-		return err
+	want := func(p string) bool { return *only == "" || slices.Contains(strings.Split(*only, ","), p) }
+	rep.CLI = map[string]*cliResult{}
+	for _, rt := range rts {
+		rep.CLI[rt.Name] = &cliResult{Steps: map[string]sample{}}
 	}
-	phase("in-process: supervisor library start latency, 1/10/100 tasks held, 100 concurrent starts")
-	if rep.Inproc, err = benchInproc(ctx, tmp, *warm, *rounds); err != nil {
-		return err
+	if want("cli") {
+		phase("CLI: run /bin/true and create/start/kill/delete, %d rounds (+%d warm-up), interleaved", *rounds, *warm)
+		if rep.CLI, err = benchCLI(ctx, rts, bundles, *warm, *rounds); err != nil {
+			return err
+		}
 	}
-	phase("hypervisor task: anchor with qemu paused (TCG)")
-	if rep.Anchor, err = benchAnchor(ctx, rts[0], filepath.Join(tmp, "vm")); err != nil {
-		return err
+	if want("inproc") {
+		phase("in-process: supervisor library start latency, 1/10/100 tasks held, 100 concurrent starts")
+		if rep.Inproc, err = benchInproc(ctx, tmp, *warm, *rounds); err != nil {
+			return err
+		}
+	}
+	if want("anchor") {
+		phase("hypervisor task: anchor with qemu paused (TCG)")
+		if rep.Anchor, err = benchAnchor(ctx, rts[0], filepath.Join(tmp, "vm"), *verbose); err != nil {
+			return err
+		}
 	}
 	rep.print(os.Stdout)
 	return nil
