@@ -18,6 +18,7 @@ func (r *report) print(w io.Writer) {
 	} else {
 		fmt.Fprintln(w, "  cgroups: as the host has them")
 	}
+	fmt.Fprintln(w, "  state roots on a tmpfs (each runtime's default root is under /run, a tmpfs); bundle and rootfs in $TMPDIR")
 	fmt.Fprintf(w, "  same busybox bundle (read-only root, pid/net/ipc/uts/mount namespaces, 64 MiB, 512 shares, cgroup under /moor-bench) for all;\n")
 	fmt.Fprintf(w, "  %d rounds after %d warm-up, runtimes interleaved in rotating order; times in ms: median (min–max)\n\n", r.Rounds, r.Warm)
 

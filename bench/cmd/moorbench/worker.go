@@ -56,6 +56,14 @@ func runWorker(args []string) (err error) {
 		return fmt.Errorf("make work dir: %w", err)
 	}
 	bundles, state := filepath.Join(tmp, "bundles"), filepath.Join(tmp, "state")
+	// State roots on a tmpfs, as each runtime's default (/run/...) is; it is
+	// private to this mount namespace and vanishes with it.
+	if err := os.Mkdir(state, 0o700); err != nil {
+		return fmt.Errorf("make state dir: %w", err)
+	}
+	if err := unix.Mount("tmpfs", state, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0700,size=64m"); err != nil {
+		return fmt.Errorf("mount state tmpfs: %w", err)
+	}
 	if err := buildRootfs(filepath.Join(tmp, "rootfs")); err != nil {
 		return err
 	}
@@ -73,6 +81,9 @@ func runWorker(args []string) (err error) {
 		leaks, cerr := removeCgroupParent()
 		for _, l := range leaks {
 			rep.Leaks = append(rep.Leaks, "cgroup "+l)
+		}
+		if cerr == nil {
+			cerr = unix.Unmount(state, unix.MNT_DETACH)
 		}
 		if cerr == nil {
 			cerr = os.RemoveAll(tmp)
