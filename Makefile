@@ -24,7 +24,7 @@ demo: deps build
 
 # The whole suite: unit tests and the root integration tests in test/.
 test: deps build
-	MOOR_BIN=$(CURDIR)/bin/moor $(GO) test -count=1 -p 1 -timeout 25m ./...
+	MOOR_BIN=$(CURDIR)/bin/moor $(GO) test -count=1 -p 1 -v -timeout 25m ./...
 
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test$$)
