@@ -14,11 +14,13 @@ import (
 // ErrEscape means a mount destination leads out of the task's root.
 var ErrEscape = errors.New("mount destination leads out of the root")
 
-// CheckMounts refuses a mount whose destination, resolved as the host
-// would resolve it, is not where it resolves inside the root: a symlink on
-// the way (absolute, or with ".." climbing above the root) would carry the
-// mount out of the task's root. The in-root resolution is
-// filepath-securejoin's. Destinations that do not exist yet are fine: the
+// CheckMounts refuses a mount whose destination leads out of the task's
+// root: a ".." in the destination, or a relative symlink on the way whose
+// ".." climbs above the root. Absolute symlinks are fine: inside the task
+// they mean the task's own root, and that is how the runtime resolves them
+// (Debian's /var/run -> /run is the common case). Resolution is
+// filepath-securejoin's, as the runtime's own; this only watches the
+// symlinks it walks. Destinations that do not exist yet are fine: the
 // runtime creates them inside the root. A root that does not exist is not
 // checked.
 func CheckMounts(root string, mounts []specs.Mount) error {
@@ -38,39 +40,34 @@ func CheckMounts(root string, mounts []specs.Mount) error {
 }
 
 func checkDestination(root, dest string) error {
-	inside, err := securejoin.SecureJoin(root, dest)
-	if err != nil {
+	if !within(root, filepath.Join(root, dest)) {
+		return fmt.Errorf("%w: its \"..\" climbs above the root", ErrEscape)
+	}
+	v := &escapeWatch{root: root}
+	if _, err := securejoin.SecureJoinVFS(root, dest, v); err != nil {
 		return fmt.Errorf("resolve in root: %w", err)
 	}
-	host, err := hostResolve(filepath.Join(root, dest))
-	if err != nil {
-		return fmt.Errorf("resolve on host: %w", err)
-	}
-	if host != inside || !within(root, host) {
-		return fmt.Errorf("%w: it resolves to %s on the host, not %s", ErrEscape, host, inside)
+	if v.escape != "" {
+		return fmt.Errorf("%w: symlink %s climbs above the root", ErrEscape, v.escape)
 	}
 	return nil
 }
 
-// hostResolve resolves p's symlinks as the host does: the longest existing
-// prefix is evaluated, the rest appended.
-func hostResolve(p string) (string, error) {
-	rest := ""
-	for cur := p; ; {
-		r, err := filepath.EvalSymlinks(cur)
-		if err == nil {
-			return filepath.Join(r, rest), nil
-		}
-		if !errors.Is(err, os.ErrNotExist) {
-			return "", err
-		}
-		parent := filepath.Dir(cur)
-		if parent == cur {
-			return p, nil
-		}
-		rest = filepath.Join(filepath.Base(cur), rest)
-		cur = parent
+// escapeWatch is the file system securejoin resolves through: the host's,
+// noting the first relative symlink whose target climbs above the root.
+type escapeWatch struct {
+	root   string
+	escape string
+}
+
+func (w *escapeWatch) Lstat(name string) (os.FileInfo, error) { return os.Lstat(name) }
+
+func (w *escapeWatch) Readlink(name string) (string, error) {
+	target, err := os.Readlink(name)
+	if err == nil && w.escape == "" && !filepath.IsAbs(target) && !within(w.root, filepath.Join(filepath.Dir(name), target)) {
+		w.escape = filepath.Clean(name) + " -> " + target
 	}
+	return target, err
 }
 
 func within(root, p string) bool {

@@ -17,10 +17,10 @@ func TestCheckMounts(t *testing.T) {
 		}
 	}
 	links := map[string]string{
-		"abs":    "/tmp",            // absolute: the host would follow it out
+		"abs":    "/tmp",            // absolute: inside the task, the task's own /tmp
 		"climb":  "../../../../tmp", // climbs above the root
 		"inside": "usr/share",       // relative, stays inside
-		"gone":   "/nonexistent/x",  // dangling, absolute
+		"gone":   "/nonexistent/x",  // dangling, absolute: made inside the root
 	}
 	for name, target := range links {
 		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
@@ -34,10 +34,12 @@ func TestCheckMounts(t *testing.T) {
 		{"/data", false},
 		{"/new/dir", false},
 		{"/inside/x", false},
-		{"/abs", true},
-		{"/abs/sub", true},
+		{"/abs", false},
+		{"/abs/sub", false},
 		{"/climb", true},
-		{"/gone", true},
+		{"/climb/sub", true},
+		{"/inside/../climb", false}, // ".." after the link: usr/climb, inside
+		{"/gone", false},
 		{"/data/../../etc", true},
 	} {
 		err := CheckMounts(root, []specs.Mount{{Destination: tc.dest, Type: "bind", Source: "/x"}})

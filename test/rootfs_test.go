@@ -307,7 +307,9 @@ func TestVolumeEscapeBySymlink(t *testing.T) {
 	id := taskID(t)
 	vol := newVolume(t, &rootfs.ImageConfig{Config: rootfs.ImageRuntimeConfig{Cmd: []string{"/bin/true"}}})
 	outside := dataDir(t)
-	if err := os.Symlink(outside, filepath.Join(vol, "rootfs/escape")); err != nil {
+	// A relative link whose ".." climbs out of the root (an absolute link
+	// would mean the task's own root, as inside the task).
+	if err := os.Symlink(strings.Repeat("../", 32)+strings.TrimPrefix(outside, "/"), filepath.Join(vol, "rootfs/escape")); err != nil {
 		t.Fatal(err)
 	}
 	src := dataDir(t)
