@@ -70,3 +70,27 @@ func TestPidsLimit(t *testing.T) {
 	}
 	mustMoor(t, "delete", b.ID)
 }
+
+// TestUpdate changes a running task's limits in cgroupfs; a bad value is
+// refused with the field named and changes nothing.
+func TestUpdate(t *testing.T) {
+	b := newBundle(t, "sleep", "1000")
+	runDetached(t, b)
+	mustMoor(t, "update", "--memory", "32MiB", "--cpu-quota", "20000", "--cpu-period", "100000", "--pids-limit", "50", b.ID)
+	for _, c := range []struct{ controller, file, want string }{
+		{"memory", "memory.limit_in_bytes", strconv.Itoa(32 << 20)},
+		{"cpu", "cpu.cfs_quota_us", "20000"},
+		{"pids", "pids.max", "50"},
+	} {
+		if got := cgroupFile(t, c.controller, b.ID, c.file); got != c.want {
+			t.Errorf("%s %s, want %s", c.file, got, c.want)
+		}
+	}
+	if r := moor(t, "update", "--cpu-quota", "10", b.ID); r.Code == 0 || !strings.Contains(r.Stderr, "linux.resources.cpu.quota") {
+		t.Fatalf("update with a bad quota: %v", r)
+	}
+	if got := cgroupFile(t, "cpu", b.ID, "cpu.cfs_quota_us"); got != "20000" {
+		t.Fatalf("refused update changed the quota to %s", got)
+	}
+	mustMoor(t, "delete", "--force", b.ID)
+}

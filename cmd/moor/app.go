@@ -36,7 +36,7 @@ func newApp() *cli.App {
 	app.Commands = []cli.Command{
 		specCommand, createCommand, startCommand, stateCommand, killCommand,
 		deleteCommand, runCommand, listCommand, psCommand, execCommand,
-		pauseCommand, resumeCommand, featuresCommand, stopCommand, superviseCommand,
+		pauseCommand, resumeCommand, featuresCommand, stopCommand, superviseCommand, updateCommand,
 		anchorCommand, vmCommand,
 		infoCommand,
 	}
