@@ -8,8 +8,8 @@ import (
 	"net"
 	"path/filepath"
 	"regexp"
-	"strconv"
-	"strings"
+
+	"github.com/lf-edge/moor/cgroup"
 )
 
 // ErrInvalidVM is returned for a VM description with an unknown, missing,
@@ -149,7 +149,7 @@ func (vm *VM) Validate() error {
 		return vmErr("vmmMaxMemMiB", "%d: must not be negative", vm.VMMMaxMemMiB)
 	}
 	if vm.CPUs != "" {
-		if err := checkCPUList(vm.CPUs); err != nil {
+		if _, err := cgroup.ParseCPUList(vm.CPUs); err != nil {
 			return vmErr("cpus", "%q: %v", vm.CPUs, err)
 		}
 	}
@@ -248,46 +248,13 @@ func (vm *VM) validateNICs() error {
 	return nil
 }
 
-// checkCPUList checks the kernel's list format: "0-3,5,7-8".
-func checkCPUList(s string) error {
-	for _, part := range strings.Split(s, ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, err := strconv.ParseUint(lo, 10, 16)
-		if err != nil {
-			return fmt.Errorf("%q is not a number", lo)
-		}
-		if !isRange {
-			continue
-		}
-		b, err := strconv.ParseUint(hi, 10, 16)
-		if err != nil {
-			return fmt.Errorf("%q is not a number", hi)
-		}
-		if b < a {
-			return fmt.Errorf("range %s is backwards", part)
-		}
-	}
-	return nil
-}
-
-// CPUList expands a CPU list ("0-2,5") into its CPUs.
+// CPUList expands a valid CPU list ("0-2,5") into its CPUs.
 func CPUList(s string) []int {
-	var out []int
 	if s == "" {
 		return nil
 	}
-	for _, part := range strings.Split(s, ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, _ := strconv.Atoi(lo)
-		b := a
-		if isRange {
-			b, _ = strconv.Atoi(hi)
-		}
-		for c := a; c <= b; c++ {
-			out = append(out, c)
-		}
-	}
-	return out
+	cpus, _ := cgroup.ParseCPUList(s)
+	return cpus
 }
 
 // IsQemu reports whether qemu is the device model (kvm or tcg).

@@ -7,10 +7,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
-	"strings"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lf-edge/moor/cgroup"
 )
 
 // ErrInvalidSpec is returned for a spec that misses or gets wrong a field
@@ -98,35 +98,13 @@ func validateCPU(c *specs.LinuxCPU) error {
 		return specErr(field+".quota", "%d: must be -1 or at least 1000 microseconds", *c.Quota)
 	}
 	if c.Cpus != "" {
-		if err := parseCPUList(c.Cpus); err != nil {
+		if _, err := cgroup.ParseCPUList(c.Cpus); err != nil {
 			return specErr(field+".cpus", "%q: %v", c.Cpus, err)
 		}
 	}
 	if c.Mems != "" {
-		if err := parseCPUList(c.Mems); err != nil {
+		if _, err := cgroup.ParseCPUList(c.Mems); err != nil {
 			return specErr(field+".mems", "%q: %v", c.Mems, err)
-		}
-	}
-	return nil
-}
-
-// parseCPUList checks the kernel's list format: "0-3,5,7-8".
-func parseCPUList(s string) error {
-	for _, part := range strings.Split(s, ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, err := strconv.ParseUint(lo, 10, 16)
-		if err != nil {
-			return fmt.Errorf("%q is not a number", lo)
-		}
-		if !isRange {
-			continue
-		}
-		b, err := strconv.ParseUint(hi, 10, 16)
-		if err != nil {
-			return fmt.Errorf("%q is not a number", hi)
-		}
-		if b < a {
-			return fmt.Errorf("range %s is backwards", part)
 		}
 	}
 	return nil

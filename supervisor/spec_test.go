@@ -53,16 +53,3 @@ func TestValidateSpec(t *testing.T) {
 		t.Errorf("swap -1 refused: %v", err)
 	}
 }
-
-func TestParseCPUList(t *testing.T) {
-	for _, ok := range []string{"0", "0-3", "0,2,4-7"} {
-		if err := parseCPUList(ok); err != nil {
-			t.Errorf("%q refused: %v", ok, err)
-		}
-	}
-	for _, bad := range []string{"", "a", "3-1", "1,,2", "-1"} {
-		if err := parseCPUList(bad); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
-	}
-}
