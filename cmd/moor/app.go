@@ -114,3 +114,19 @@ func oneArg(ctx *cli.Context) (string, error) {
 	}
 	return ctx.Args().First(), nil
 }
+
+// taskAction is the Action of a verb whose one argument is a task: it
+// checks the argument and makes the Supervisor first.
+func taskAction(fn func(ctx *cli.Context, sup *supervisor.Supervisor, ref string) error) func(*cli.Context) error {
+	return func(ctx *cli.Context) error {
+		ref, err := oneArg(ctx)
+		if err != nil {
+			return err
+		}
+		sup, err := newSupervisor(ctx, nil)
+		if err != nil {
+			return err
+		}
+		return fn(ctx, sup, ref)
+	}
+}

@@ -26,21 +26,13 @@ var infoCommand = cli.Command{
 	Name:      "info",
 	Usage:     "print a task's full OCI spec and what /proc shows of its anchor, as JSON",
 	ArgsUsage: "<task-id|anchor-pid>",
-	Action: func(ctx *cli.Context) error {
-		ref, err := oneArg(ctx)
-		if err != nil {
-			return err
-		}
-		sup, err := newSupervisor(ctx, nil)
-		if err != nil {
-			return err
-		}
+	Action: taskAction(func(ctx *cli.Context, sup *supervisor.Supervisor, ref string) error {
 		info, err := taskInfo(sup, ref)
 		if err != nil {
 			return fmt.Errorf("info: %w", err)
 		}
 		return printJSON(info)
-	},
+	}),
 }
 
 // info is what `moor info` prints.

@@ -45,17 +45,9 @@ var stopCommand = cli.Command{
 	Flags: []cli.Flag{
 		cli.DurationFlag{Name: "timeout, t", Value: 10 * time.Second, Usage: "how long the anchor gets to exit"},
 	},
-	Action: func(ctx *cli.Context) error {
-		ref, err := oneArg(ctx)
-		if err != nil {
-			return err
-		}
-		sup, err := newSupervisor(ctx, nil)
-		if err != nil {
-			return err
-		}
+	Action: taskAction(func(ctx *cli.Context, sup *supervisor.Supervisor, ref string) error {
 		return sup.Stop(context.Background(), ref, ctx.Duration("timeout"))
-	},
+	}),
 }
 
 var deleteCommand = cli.Command{
@@ -65,53 +57,29 @@ var deleteCommand = cli.Command{
 	Flags: []cli.Flag{
 		cli.BoolFlag{Name: "force, f", Usage: "kill the task first if it runs; no error if it does not exist"},
 	},
-	Action: func(ctx *cli.Context) error {
-		ref, err := oneArg(ctx)
-		if err != nil {
-			return err
-		}
-		sup, err := newSupervisor(ctx, nil)
-		if err != nil {
-			return err
-		}
-		err = sup.Delete(context.Background(), ref, ctx.Bool("force"))
+	Action: taskAction(func(ctx *cli.Context, sup *supervisor.Supervisor, ref string) error {
+		err := sup.Delete(context.Background(), ref, ctx.Bool("force"))
 		if ctx.Bool("force") && errors.Is(err, supervisor.ErrNotExist) {
 			return nil
 		}
 		return err
-	},
+	}),
 }
 
 var pauseCommand = cli.Command{
 	Name:      "pause",
 	Usage:     "freeze every process of a running task",
 	ArgsUsage: "<task-id|anchor-pid>",
-	Action: func(ctx *cli.Context) error {
-		ref, err := oneArg(ctx)
-		if err != nil {
-			return err
-		}
-		sup, err := newSupervisor(ctx, nil)
-		if err != nil {
-			return err
-		}
+	Action: taskAction(func(ctx *cli.Context, sup *supervisor.Supervisor, ref string) error {
 		return sup.Pause(ref)
-	},
+	}),
 }
 
 var resumeCommand = cli.Command{
 	Name:      "resume",
 	Usage:     "thaw a paused task",
 	ArgsUsage: "<task-id|anchor-pid>",
-	Action: func(ctx *cli.Context) error {
-		ref, err := oneArg(ctx)
-		if err != nil {
-			return err
-		}
-		sup, err := newSupervisor(ctx, nil)
-		if err != nil {
-			return err
-		}
+	Action: taskAction(func(ctx *cli.Context, sup *supervisor.Supervisor, ref string) error {
 		return sup.Resume(ref)
-	},
+	}),
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli"
 
 	"github.com/lf-edge/moor/anchor"
+	"github.com/lf-edge/moor/supervisor"
 )
 
 var psCommand = cli.Command{
@@ -20,15 +21,7 @@ var psCommand = cli.Command{
 	Flags: []cli.Flag{
 		cli.StringFlag{Name: "format, f", Value: "table", Usage: "table or json (a list of host PIDs)"},
 	},
-	Action: func(ctx *cli.Context) error {
-		ref, err := oneArg(ctx)
-		if err != nil {
-			return err
-		}
-		sup, err := newSupervisor(ctx, nil)
-		if err != nil {
-			return err
-		}
+	Action: taskAction(func(ctx *cli.Context, sup *supervisor.Supervisor, ref string) error {
 		pids, err := sup.Processes(ref)
 		if err != nil {
 			return err
@@ -53,7 +46,7 @@ var psCommand = cli.Command{
 		default:
 			return fmt.Errorf("ps: --format %q: want table or json", f)
 		}
-	},
+	}),
 }
 
 // cmdline is the process's command line, or [comm] for a kernel-side one.

@@ -29,14 +29,7 @@ var runCommand = cli.Command{
 			if err != nil {
 				return err
 			}
-			if _, err := createTask(ctx, sup, id); err != nil {
-				return err
-			}
-			if _, err := sup.Start(context.Background(), id); err != nil {
-				_ = sup.Delete(context.Background(), id, true)
-				return err
-			}
-			return nil
+			return createAndStart(ctx, sup, id)
 		}
 		return runForeground(ctx, id)
 	},
@@ -57,11 +50,7 @@ func runForeground(ctx *cli.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := createTask(ctx, sup, id); err != nil {
-		return err
-	}
-	if _, err := sup.Start(context.Background(), id); err != nil {
-		_ = sup.Delete(context.Background(), id, true)
+	if err := createAndStart(ctx, sup, id); err != nil {
 		return err
 	}
 	exited := make(chan *supervisor.Exit, 1)
@@ -92,6 +81,19 @@ func runForeground(ctx *cli.Context, id string) error {
 	}
 	if ex.Code != 0 {
 		return exitCode(ex.Code)
+	}
+	return nil
+}
+
+// createAndStart is run's create and start; a task that fails to start is
+// deleted, leaving nothing behind.
+func createAndStart(ctx *cli.Context, sup *supervisor.Supervisor, id string) error {
+	if _, err := createTask(ctx, sup, id); err != nil {
+		return err
+	}
+	if _, err := sup.Start(context.Background(), id); err != nil {
+		_ = sup.Delete(context.Background(), id, true)
+		return err
 	}
 	return nil
 }

@@ -4,22 +4,16 @@ import (
 	"context"
 
 	"github.com/urfave/cli"
+
+	"github.com/lf-edge/moor/supervisor"
 )
 
 var startCommand = cli.Command{
 	Name:      "start",
 	Usage:     "let a created task run its process",
 	ArgsUsage: "<task-id|anchor-pid>",
-	Action: func(ctx *cli.Context) error {
-		ref, err := oneArg(ctx)
-		if err != nil {
-			return err
-		}
-		sup, err := newSupervisor(ctx, nil)
-		if err != nil {
-			return err
-		}
-		_, err = sup.Start(context.Background(), ref)
+	Action: taskAction(func(ctx *cli.Context, sup *supervisor.Supervisor, ref string) error {
+		_, err := sup.Start(context.Background(), ref)
 		return err
-	},
+	}),
 }

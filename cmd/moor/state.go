@@ -8,27 +8,21 @@ import (
 	"time"
 
 	"github.com/urfave/cli"
+
+	"github.com/lf-edge/moor/supervisor"
 )
 
 var stateCommand = cli.Command{
 	Name:      "state",
 	Usage:     "print a task's state as OCI state JSON",
 	ArgsUsage: "<task-id|anchor-pid>",
-	Action: func(ctx *cli.Context) error {
-		ref, err := oneArg(ctx)
-		if err != nil {
-			return err
-		}
-		sup, err := newSupervisor(ctx, nil)
-		if err != nil {
-			return err
-		}
+	Action: taskAction(func(ctx *cli.Context, sup *supervisor.Supervisor, ref string) error {
 		st, err := sup.State(ref)
 		if err != nil {
 			return err
 		}
 		return printJSON(st)
-	},
+	}),
 }
 
 var listCommand = cli.Command{
