@@ -28,32 +28,43 @@ type CreateOptions struct {
 	ExtraFiles []*os.File
 }
 
-// Create makes a task's namespaces, cgroup and anchor; the anchor waits for
-// Start. The spec is validated first: a bad spec leaves nothing behind, and
-// so does any later failure.
-func (s *Supervisor) Create(ctx context.Context, o CreateOptions) (*Record, error) {
+// checkCreate validates a create before anything is made, and returns the
+// absolute bundle and the spec with its paths made absolute and its cgroup
+// path defaulted.
+func (s *Supervisor) checkCreate(o CreateOptions) (string, *specs.Spec, error) {
 	if err := checkID(o.ID); err != nil {
-		return nil, fmt.Errorf("create task: %w", err)
+		return "", nil, fmt.Errorf("create task: %w", err)
 	}
 	if err := ValidateSpec(o.Spec); err != nil {
-		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
+		return "", nil, fmt.Errorf("create task %s: %w", o.ID, err)
 	}
 	bundle, err := filepath.Abs(o.Bundle)
 	if err != nil {
-		return nil, fmt.Errorf("create task %s: bundle: %w", o.ID, err)
+		return "", nil, fmt.Errorf("create task %s: bundle: %w", o.ID, err)
 	}
 	spec := absolutize(o.Spec, bundle)
 	if fi, err := os.Stat(spec.Root.Path); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("create task %s: %w: root.path: %s is not a directory", o.ID, ErrInvalidSpec, spec.Root.Path)
+		return "", nil, fmt.Errorf("create task %s: %w: root.path: %s is not a directory", o.ID, ErrInvalidSpec, spec.Root.Path)
 	}
 	if spec.Linux.CgroupsPath == "" {
 		spec.Linux.CgroupsPath = cgroup.DefaultPath(s.opts.Namespace, o.ID)
 	}
 	if err := cgroup.CheckPath(spec.Linux.CgroupsPath, s.opts.SystemdCgroup); err != nil {
-		return nil, fmt.Errorf("create task %s: %w: linux.cgroupsPath: %w", o.ID, ErrInvalidSpec, err)
+		return "", nil, fmt.Errorf("create task %s: %w: linux.cgroupsPath: %w", o.ID, ErrInvalidSpec, err)
 	}
 	if _, err := s.store.Load(s.opts.Namespace, o.ID); err == nil {
-		return nil, fmt.Errorf("create task %s: %w", o.ID, ErrExist)
+		return "", nil, fmt.Errorf("create task %s: %w", o.ID, ErrExist)
+	}
+	return bundle, spec, nil
+}
+
+// Create makes a task's namespaces, cgroup and anchor; the anchor waits for
+// Start. The spec is validated first: a bad spec leaves nothing behind, and
+// so does any later failure.
+func (s *Supervisor) Create(ctx context.Context, o CreateOptions) (*Record, error) {
+	bundle, spec, err := s.checkCreate(o)
+	if err != nil {
+		return nil, err
 	}
 	var undo cleanup
 	defer undo.run()
