@@ -86,3 +86,16 @@ func TestConsoleSocket(t *testing.T) {
 	}
 	checkNoTrace(t, b2.ID)
 }
+
+// TestRunWithTerminal: a foreground run of a task with a terminal gives it
+// a pty and copies its output to moor's stdout.
+func TestRunWithTerminal(t *testing.T) {
+	b := newBundle(t, "sh", "-c", "tty; echo hello-from-a-pty; exit 4")
+	b.Spec.Process.Terminal = true
+	b.write(t)
+	t.Cleanup(func() { moor(t, "delete", "--force", b.ID) })
+	r := moor(t, "run", "--bundle", b.Dir, b.ID)
+	if r.Code != 4 || !strings.Contains(r.Stdout, "/dev/pts/") || !strings.Contains(r.Stdout, "hello-from-a-pty") {
+		t.Fatalf("run with a terminal: %v", r)
+	}
+}

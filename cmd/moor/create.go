@@ -36,20 +36,23 @@ var createCommand = cli.Command{
 		if err != nil {
 			return err
 		}
-		_, err = createTask(ctx, sup, id)
+		_, err = createTask(ctx, sup, id, nil)
 		return err
 	},
 }
 
-// createTask is create's work, shared with run.
-func createTask(ctx *cli.Context, sup *supervisor.Supervisor, id string) (*supervisor.Record, error) {
+// createTask is create's work, shared with run. A foreground run with a
+// terminal passes its own console socket in tty.
+func createTask(ctx *cli.Context, sup *supervisor.Supervisor, id string, tty *foregroundTTY) (*supervisor.Record, error) {
 	bundle := ctx.String("bundle")
 	spec, err := supervisor.LoadSpec(bundle)
 	if err != nil {
 		return nil, err
 	}
 	stdio := supervisor.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
-	if path := ctx.String("console-socket"); path != "" {
+	if tty != nil {
+		stdio = supervisor.IO{ConsoleSocket: tty.remote}
+	} else if path := ctx.String("console-socket"); path != "" {
 		sock, err := dialConsoleSocket(path)
 		if err != nil {
 			return nil, err

@@ -29,7 +29,7 @@ var runCommand = cli.Command{
 			if err != nil {
 				return err
 			}
-			return createAndStart(ctx, sup, id)
+			return createAndStart(ctx, sup, id, nil)
 		}
 		return runForeground(ctx, id)
 	},
@@ -50,7 +50,14 @@ func runForeground(ctx *cli.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if err := createAndStart(ctx, sup, id); err != nil {
+	var tty *foregroundTTY
+	if spec, err := supervisor.LoadSpec(ctx.String("bundle")); err == nil && spec.Process != nil && spec.Process.Terminal {
+		if tty, err = newForegroundTTY(); err != nil {
+			return err
+		}
+		defer tty.Close()
+	}
+	if err := createAndStart(ctx, sup, id, tty); err != nil {
 		return err
 	}
 	exited := make(chan *supervisor.Exit, 1)
@@ -65,6 +72,10 @@ func runForeground(ctx *cli.Context, id string) error {
 	for ex == nil {
 		select {
 		case sig := <-sigs:
+			if sig == unix.SIGWINCH {
+				tty.resize()
+				continue
+			}
 			if err := sup.Signal(id, sig.(unix.Signal), false); err != nil {
 				logger.Debug("forward signal", "signal", sig, "err", err)
 			}
@@ -87,9 +98,15 @@ func runForeground(ctx *cli.Context, id string) error {
 
 // createAndStart is run's create and start; a task that fails to start is
 // deleted, leaving nothing behind.
-func createAndStart(ctx *cli.Context, sup *supervisor.Supervisor, id string) error {
-	if _, err := createTask(ctx, sup, id); err != nil {
+func createAndStart(ctx *cli.Context, sup *supervisor.Supervisor, id string, tty *foregroundTTY) error {
+	if _, err := createTask(ctx, sup, id, tty); err != nil {
 		return err
+	}
+	if tty != nil {
+		if err := tty.attach(); err != nil {
+			_ = sup.Delete(context.Background(), id, true)
+			return err
+		}
 	}
 	if _, err := sup.Start(context.Background(), id); err != nil {
 		_ = sup.Delete(context.Background(), id, true)
@@ -99,13 +116,14 @@ func createAndStart(ctx *cli.Context, sup *supervisor.Supervisor, id string) err
 }
 
 // forwardableSignals catches every signal a foreground moor passes on to
-// its task: all but those the Go runtime or moor itself needs.
+// its task: all but those the Go runtime or moor itself needs. SIGWINCH is
+// caught too: run resizes the task's terminal with it.
 func forwardableSignals() chan os.Signal {
 	ch := make(chan os.Signal, 32)
 	var sigs []os.Signal
 	for s := unix.Signal(1); s <= unix.Signal(31); s++ {
 		switch s {
-		case unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE, unix.SIGWINCH, unix.SIGKILL, unix.SIGSTOP,
+		case unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE, unix.SIGKILL, unix.SIGSTOP,
 			unix.SIGSEGV, unix.SIGBUS, unix.SIGFPE, unix.SIGILL, unix.SIGTTIN, unix.SIGTTOU:
 			continue
 		}
