@@ -538,3 +538,30 @@ func TestSupervise100(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 }
+
+// TestSuperviseOnFailure: on-failure:N restarts a failing service N times,
+// with backoff, then leaves it stopped with its last exit; a clean exit is
+// not restarted.
+func TestSuperviseOnFailure(t *testing.T) {
+	tr := newTree(t)
+	tr.add(t, "services", "flaky", `echo run >> /shared/flaky; exit 3`, map[string]string{supervisor.RestartAnnotation: "on-failure:2"})
+	tr.add(t, "services", "done", `echo run >> /shared/done; exit 0`, map[string]string{supervisor.RestartAnnotation: "on-failure"})
+	sup := tr.start(t, nil)
+	waitFor(t, 20*time.Second, "flaky to run three times and stay stopped", func() bool {
+		st, ok := sysState(t, "flaky")
+		return ok && st.Status == supervisor.Stopped && st.Restarts == 2 && readShared(tr, "flaky") == "run\nrun\nrun\n"
+	})
+	st, _ := sysState(t, "flaky")
+	if st.Exit == nil || st.Exit.Code != 3 || st.Exit.Reason != supervisor.ExitCode {
+		t.Fatalf("flaky's last exit %+v, want code 3", st.Exit)
+	}
+	if d, ok := sysState(t, "done"); !ok || d.Status != supervisor.Stopped || d.Restarts != 0 || readShared(tr, "done") != "run\n" {
+		t.Fatalf("a clean exit under on-failure: %+v, ran %q", d, readShared(tr, "done"))
+	}
+	if !strings.Contains(sup.log(t), `in=100ms`) || !strings.Contains(sup.log(t), `in=200ms`) {
+		t.Fatalf("no doubling backoff in the log:\n%s", sup.log(t))
+	}
+	if code := sup.stop(t, unix.SIGTERM); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
