@@ -76,7 +76,7 @@ func (rt *ociRuntime) call(ctx context.Context, wantOut bool, args ...string) (t
 	return d, []byte(out.String()), nil
 }
 
-// cliResult is one runtime's CLI figures.
+// cliResult is one runtime's CLI figures in one mode.
 type cliResult struct {
 	RunTrue   sample
 	Lifecycle sample
@@ -85,11 +85,17 @@ type cliResult struct {
 
 // benchCLI runs, round after round, `run` of /bin/true and a create,
 // start, kill, delete lifecycle of a sleeping task through every runtime,
-// rotating their order each round. The first warm rounds are not kept.
-func benchCLI(ctx context.Context, rts []*ociRuntime, bundles string, warm, rounds int) (map[string]*cliResult, error) {
-	res := map[string]*cliResult{}
+// cold and warm (see mode), rotating the runtimes' order each round. The
+// first warm-up rounds are not kept.
+func benchCLI(ctx context.Context, rts []*ociRuntime, w *warmer, bundles string, warmup, rounds int) (map[mode]map[string]*cliResult, error) {
+	res := map[mode]map[string]*cliResult{}
+	for _, m := range modes {
+		res[m] = map[string]*cliResult{}
+		for _, rt := range rts {
+			res[m][rt.Name] = &cliResult{Steps: map[string]sample{}}
+		}
+	}
 	for _, rt := range rts {
-		res[rt.Name] = &cliResult{Steps: map[string]sample{}}
 		if err := writeBundle(filepath.Join(bundles, rt.Name+"-true"), taskSpec(rootfsOf(bundles), rt.Name+"-true", "/bin/true")); err != nil {
 			return nil, err
 		}
@@ -97,32 +103,37 @@ func benchCLI(ctx context.Context, rts []*ociRuntime, bundles string, warm, roun
 			return nil, err
 		}
 	}
-	for r := 0; r < warm+rounds; r++ {
-		for i := range rts {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
+	for r := 0; r < warmup+rounds; r++ {
+		for _, m := range modes {
+			for i := range rts {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				rt := rts[(r+i)%len(rts)]
+				id := fmt.Sprintf("%s-%s-%d", rt.Name, m, r)
+				if err := w.settle(m); err != nil {
+					return nil, err
+				}
+				d, err := rt.cmd(ctx, "run", "--bundle", filepath.Join(bundles, rt.Name+"-true"), id+"-true")
+				if err != nil {
+					return nil, err
+				}
+				steps, err := lifecycle(ctx, rt, func() error { return w.settle(m) }, filepath.Join(bundles, rt.Name+"-sleep"), id+"-sleep")
+				if err != nil {
+					return nil, err
+				}
+				if r < warmup {
+					continue
+				}
+				cr := res[m][rt.Name]
+				cr.RunTrue = append(cr.RunTrue, ms(d))
+				var total time.Duration
+				for _, st := range lifecycleSteps {
+					total += steps[st]
+					cr.Steps[st] = append(cr.Steps[st], ms(steps[st]))
+				}
+				cr.Lifecycle = append(cr.Lifecycle, ms(total))
 			}
-			rt := rts[(r+i)%len(rts)]
-			id := fmt.Sprintf("%s-%d", rt.Name, r)
-			d, err := rt.cmd(ctx, "run", "--bundle", filepath.Join(bundles, rt.Name+"-true"), id+"-true")
-			if err != nil {
-				return nil, err
-			}
-			steps, err := lifecycle(ctx, rt, filepath.Join(bundles, rt.Name+"-sleep"), id+"-sleep")
-			if err != nil {
-				return nil, err
-			}
-			if r < warm {
-				continue
-			}
-			cr := res[rt.Name]
-			cr.RunTrue = append(cr.RunTrue, ms(d))
-			var total time.Duration
-			for _, st := range lifecycleSteps {
-				total += steps[st]
-				cr.Steps[st] = append(cr.Steps[st], ms(steps[st]))
-			}
-			cr.Lifecycle = append(cr.Lifecycle, ms(total))
 		}
 	}
 	return res, nil
@@ -131,7 +142,8 @@ func benchCLI(ctx context.Context, rts []*ociRuntime, bundles string, warm, roun
 var lifecycleSteps = []string{"create", "start", "kill", "delete"}
 
 // lifecycle creates, starts, kills and deletes a task and times each call.
-func lifecycle(ctx context.Context, rt *ociRuntime, bundle, id string) (map[string]time.Duration, error) {
+// Each call is timed after settle.
+func lifecycle(ctx context.Context, rt *ociRuntime, settle func() error, bundle, id string) (map[string]time.Duration, error) {
 	steps := map[string]time.Duration{}
 	calls := [][]string{
 		{"create", "--bundle", bundle, id},
@@ -140,6 +152,9 @@ func lifecycle(ctx context.Context, rt *ociRuntime, bundle, id string) (map[stri
 		{"delete", "--force", id},
 	}
 	for i, args := range calls {
+		if err := settle(); err != nil {
+			return nil, err
+		}
 		d, err := rt.cmd(ctx, args...)
 		if err != nil {
 			if i > 0 {

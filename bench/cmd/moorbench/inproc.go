@@ -31,7 +31,7 @@ type held struct {
 
 // inprocResult is what the in-process mode reports to the worker.
 type inprocResult struct {
-	StartMS     sample          `json:"startMs"`
+	StartMS     map[mode]sample `json:"startMs"`
 	Held        map[string]held `json:"held"`
 	Start100S   float64         `json:"start100s"`
 	Start100Thr int             `json:"start100Threads"`
@@ -51,8 +51,11 @@ func runInproc(args []string) error {
 	rootfs := fs.String("rootfs", "", "the busybox root")
 	state := fs.String("state", "", "the state root")
 	out := fs.String("out", "", "where to write the result (JSON)")
-	warm := fs.Int("warm", 3, "untimed starts first")
-	rounds := fs.Int("rounds", 30, "timed starts")
+	warmup := fs.Int("warmup", 3, "untimed starts first")
+	rounds := fs.Int("rounds", 30, "timed starts, in each mode")
+	wpid := fs.Int("warmer-pid", 0, "the warmer's process")
+	wa := fs.String("warmer-a", "", "the warmer's first cgroup")
+	wb := fs.String("warmer-b", "", "the warmer's second cgroup")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -67,14 +70,20 @@ func runInproc(args []string) error {
 	}
 	b := &inproc{sup: sup, rootfs: *rootfs}
 	ctx := context.Background()
-	res := inprocResult{Held: map[string]held{}}
-	for i := 0; i < *warm+*rounds; i++ {
-		d, err := b.startLatency(ctx)
-		if err != nil {
-			return err
-		}
-		if i >= *warm {
-			res.StartMS = append(res.StartMS, ms(d))
+	w := &warmer{pid: *wpid, dirs: [2]string{*wa, *wb}}
+	res := inprocResult{Held: map[string]held{}, StartMS: map[mode]sample{}}
+	for i := 0; i < *warmup+*rounds; i++ {
+		for _, m := range modes {
+			if err := w.settle(m); err != nil {
+				return err
+			}
+			d, err := b.startLatency(ctx)
+			if err != nil {
+				return err
+			}
+			if i >= *warmup {
+				res.StartMS[m] = append(res.StartMS[m], ms(d))
+			}
 		}
 	}
 	if err := b.holding(ctx, res.Held); err != nil {

@@ -20,28 +20,38 @@ func (r *report) print(w io.Writer) {
 	}
 	fmt.Fprintln(w, "  state roots on a tmpfs (each runtime's default root is under /run, a tmpfs); bundle and rootfs in $TMPDIR")
 	fmt.Fprintf(w, "  same busybox bundle (read-only root, pid/net/ipc/uts/mount namespaces, 64 MiB, 512 shares, cgroup under /moor-bench) for all;\n")
-	fmt.Fprintf(w, "  %d rounds after %d warm-up, runtimes interleaved in rotating order; times in ms: median (min–max)\n\n", r.Rounds, r.Warm)
+	fmt.Fprintf(w, "  %d rounds after %d warm-up, runtimes interleaved in rotating order; times in ms: median (min–max)\n", r.Rounds, r.Warm)
+	fmt.Fprintln(w, "  cold: each call after 50 ms idle, so its v1 cgroup.procs write waits for an RCU grace period, as on a quiet device;")
+	fmt.Fprintln(w, "  warm: the same pause, then a cgroup move of our own just before, as when tasks start back to back")
+	fmt.Fprintln(w)
 
-	fmt.Fprintf(w, "%-34s %-20s %-20s %-20s %9s %9s\n", "CLI", "moor", "runc", "crun", "moor/crun", "moor/runc")
-	row := func(name string, get func(*cliResult) sample) {
-		fmt.Fprintf(w, "%-34s", name)
-		for _, n := range runtimeOrder {
-			s := get(r.CLI[n])
-			fmt.Fprintf(w, " %-20s", fmt.Sprintf("%.1f (%.1f–%.1f)", s.median(), s.min(), s.max()))
+	for _, m := range modes {
+		fmt.Fprintf(w, "%-34s %-20s %-20s %-20s %9s %9s\n", "CLI, "+string(m), "moor", "runc", "crun", "moor/crun", "moor/runc")
+		cli := r.CLI[m]
+		row := func(name string, get func(*cliResult) sample) {
+			fmt.Fprintf(w, "%-34s", name)
+			for _, n := range runtimeOrder {
+				s := get(cli[n])
+				fmt.Fprintf(w, " %-20s", fmt.Sprintf("%.1f (%.1f–%.1f)", s.median(), s.min(), s.max()))
+			}
+			m := get(cli["moor"]).median()
+			fmt.Fprintf(w, " %9.2f %9.2f\n", m/get(cli["crun"]).median(), m/get(cli["runc"]).median())
 		}
-		m := get(r.CLI["moor"]).median()
-		fmt.Fprintf(w, " %9.2f %9.2f\n", m/get(r.CLI["crun"]).median(), m/get(r.CLI["runc"]).median())
-	}
-	row("run /bin/true", func(c *cliResult) sample { return c.RunTrue })
-	row("create+start+kill+delete (sleep)", func(c *cliResult) sample { return c.Lifecycle })
-	for _, st := range lifecycleSteps {
-		row("  "+st, func(c *cliResult) sample { return c.Steps[st] })
+		row("run /bin/true", func(c *cliResult) sample { return c.RunTrue })
+		row("create+start+kill+delete (sleep)", func(c *cliResult) sample { return c.Lifecycle })
+		for _, st := range lifecycleSteps {
+			row("  "+st, func(c *cliResult) sample { return c.Steps[st] })
+		}
+		fmt.Fprintln(w)
 	}
 
 	in := r.Inproc
-	fmt.Fprintf(w, "\nin-process (supervisor library, one reaper)\n")
-	fmt.Fprintf(w, "  Create+Start until the process runs   median %.1f ms, p95 %.1f ms (%.1f–%.1f), %d starts\n",
-		in.StartMS.median(), in.StartMS.quantile(0.95), in.StartMS.min(), in.StartMS.max(), len(in.StartMS))
+	fmt.Fprintf(w, "in-process (supervisor library, one reaper)\n")
+	for _, m := range modes {
+		st := in.StartMS[m]
+		fmt.Fprintf(w, "  Create+Start until the process runs, %s: median %.1f ms, p95 %.1f ms (%.1f–%.1f), %d starts\n",
+			m, st.median(), st.quantile(0.95), st.min(), st.max(), len(st))
+	}
 	fmt.Fprintf(w, "  %-14s %10s %10s %10s %10s %8s %22s\n", "tasks held", "RSS KiB", "anon KiB", "file KiB", "Pss KiB", "threads", "extra procs per task")
 	for _, n := range []string{"1", "10", "100"} {
 		h := in.Held[n]
@@ -61,35 +71,46 @@ func (r *report) print(w io.Writer) {
 }
 
 func (r *report) jsonLine() map[string]any {
-	perRT := func(get func(*cliResult) sample) map[string]float64 {
-		m := map[string]float64{}
+	perRT := func(m mode, get func(*cliResult) sample) map[string]float64 {
+		out := map[string]float64{}
 		for _, n := range runtimeOrder {
-			m[n] = round2(get(r.CLI[n]).median())
+			out[n] = round2(get(r.CLI[m][n]).median())
 		}
-		return m
+		return out
+	}
+	runTrue := func(c *cliResult) sample { return c.RunTrue }
+	life := func(c *cliResult) sample { return c.Lifecycle }
+	ratio := func(m mode, get func(*cliResult) sample, other string) float64 {
+		return round2(get(r.CLI[m]["moor"]).median() / get(r.CLI[m][other]).median())
 	}
 	threads, rss, extra := map[string]int{}, map[string]int{}, map[string]float64{}
 	for n, h := range r.Inproc.Held {
 		threads[n], rss[n], extra[n] = h.Threads, h.RSSKiB, round2(h.Extra)
 	}
 	return map[string]any{
-		"date":                    r.Date.Format("2006-01-02"),
-		"machine":                 r.Machine,
-		"cgroups":                 map[bool]string{true: "v1 only (private mount namespace of a hybrid host)", false: "host"}[r.Hybrid],
-		"rounds":                  r.Rounds,
-		"run_true_ms":             perRT(func(c *cliResult) sample { return c.RunTrue }),
-		"lifecycle_ms":            perRT(func(c *cliResult) sample { return c.Lifecycle }),
-		"inproc_start_ms":         round2(r.Inproc.StartMS.median()),
-		"inproc_start_p95_ms":     round2(r.Inproc.StartMS.quantile(0.95)),
-		"supervisor_threads":      threads,
-		"supervisor_rss_kib":      rss,
-		"extra_procs_per_task":    extra,
-		"anchor_rss_kib":          r.Anchor.RSSKiB,
-		"anchor_pss_kib":          r.Anchor.PssKiB,
-		"anchor_anon_kib":         r.Anchor.AnonKiB,
-		"start100_s":              round2(r.Inproc.Start100S),
-		"ratio_run_true_vs_crun":  round2(r.CLI["moor"].RunTrue.median() / r.CLI["crun"].RunTrue.median()),
-		"ratio_run_true_vs_runc":  round2(r.CLI["moor"].RunTrue.median() / r.CLI["runc"].RunTrue.median()),
-		"ratio_lifecycle_vs_crun": round2(r.CLI["moor"].Lifecycle.median() / r.CLI["crun"].Lifecycle.median()),
+		"date":                        r.Date.Format("2006-01-02"),
+		"machine":                     r.Machine,
+		"mode":                        "cold (warm: *_warm_*)",
+		"cgroups":                     map[bool]string{true: "v1 only (private mount namespace of a hybrid host)", false: "host"}[r.Hybrid],
+		"rounds":                      r.Rounds,
+		"run_true_ms":                 perRT(cold, runTrue),
+		"lifecycle_ms":                perRT(cold, life),
+		"run_true_warm_ms":            perRT(warm, runTrue),
+		"lifecycle_warm_ms":           perRT(warm, life),
+		"inproc_start_ms":             round2(r.Inproc.StartMS[cold].median()),
+		"inproc_start_p95_ms":         round2(r.Inproc.StartMS[cold].quantile(0.95)),
+		"inproc_start_warm_ms":        round2(r.Inproc.StartMS[warm].median()),
+		"inproc_start_warm_p95_ms":    round2(r.Inproc.StartMS[warm].quantile(0.95)),
+		"supervisor_threads":          threads,
+		"supervisor_rss_kib":          rss,
+		"extra_procs_per_task":        extra,
+		"anchor_rss_kib":              r.Anchor.RSSKiB,
+		"anchor_pss_kib":              r.Anchor.PssKiB,
+		"anchor_anon_kib":             r.Anchor.AnonKiB,
+		"start100_s":                  round2(r.Inproc.Start100S),
+		"ratio_run_true_vs_crun":      ratio(cold, runTrue, "crun"),
+		"ratio_run_true_vs_runc":      ratio(cold, runTrue, "runc"),
+		"ratio_lifecycle_vs_crun":     ratio(cold, life, "crun"),
+		"ratio_run_true_warm_vs_crun": ratio(warm, runTrue, "crun"),
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lf-edge/moor/cgroup"
 )
 
 // report is everything one run measured.
@@ -24,7 +26,7 @@ type report struct {
 	Hybrid   bool
 	Warm     int
 	Rounds   int
-	CLI      map[string]*cliResult
+	CLI      map[mode]map[string]*cliResult
 	Inproc   inprocResult
 	Anchor   anchorResult
 	Leaks    []string
@@ -34,7 +36,7 @@ func runWorker(args []string) (err error) {
 	fs := flag.NewFlagSet(modeWorker, flag.ContinueOnError)
 	moorBin := fs.String("moor", "bin/moor", "the moor binary under test")
 	rounds := fs.Int("rounds", 30, "measured rounds of each CLI benchmark")
-	warm := fs.Int("warm", 3, "warm-up rounds, not kept")
+	warmup := fs.Int("warmup", 3, "warm-up rounds, not kept")
 	only := fs.String("only", "", "run only these phases (comma-separated: cli, inproc, anchor); the table then lacks the others")
 	verbose := fs.Bool("v", false, "also print where the anchor's resident memory is")
 	if err := fs.Parse(args); err != nil {
@@ -47,7 +49,7 @@ func runWorker(args []string) (err error) {
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
 	defer stop()
 
-	rep := &report{Date: time.Now().UTC(), Machine: machine(), Warm: *warm, Rounds: *rounds}
+	rep := &report{Date: time.Now().UTC(), Machine: machine(), Warm: *warmup, Rounds: *rounds}
 	if rep.Hybrid, err = leaveHybrid(); err != nil {
 		return err
 	}
@@ -74,7 +76,12 @@ func runWorker(args []string) (err error) {
 	if err != nil {
 		return err
 	}
+	w, stopWarmer, err := startWarmer()
+	if err != nil {
+		return err
+	}
 	defer func() {
+		stopWarmer()
 		for _, rt := range rts {
 			rep.Leaks = append(rep.Leaks, cleanupRuntime(rt)...)
 		}
@@ -98,19 +105,22 @@ func runWorker(args []string) (err error) {
 	rep.Versions = versions(rts)
 
 	want := func(p string) bool { return *only == "" || slices.Contains(strings.Split(*only, ","), p) }
-	rep.CLI = map[string]*cliResult{}
-	for _, rt := range rts {
-		rep.CLI[rt.Name] = &cliResult{Steps: map[string]sample{}}
+	rep.CLI = map[mode]map[string]*cliResult{}
+	for _, m := range modes {
+		rep.CLI[m] = map[string]*cliResult{}
+		for _, rt := range rts {
+			rep.CLI[m][rt.Name] = &cliResult{Steps: map[string]sample{}}
+		}
 	}
 	if want("cli") {
-		phase("CLI: run /bin/true and create/start/kill/delete, %d rounds (+%d warm-up), interleaved", *rounds, *warm)
-		if rep.CLI, err = benchCLI(ctx, rts, bundles, *warm, *rounds); err != nil {
+		phase("CLI: run /bin/true and create/start/kill/delete, cold and warm, %d rounds (+%d warm-up), interleaved", *rounds, *warmup)
+		if rep.CLI, err = benchCLI(ctx, rts, w, bundles, *warmup, *rounds); err != nil {
 			return err
 		}
 	}
 	if want("inproc") {
 		phase("in-process: supervisor library start latency, 1/10/100 tasks held, 100 concurrent starts")
-		if rep.Inproc, err = benchInproc(ctx, tmp, *warm, *rounds); err != nil {
+		if rep.Inproc, err = benchInproc(ctx, tmp, w, *warmup, *rounds); err != nil {
 			return err
 		}
 	}
@@ -126,7 +136,7 @@ func runWorker(args []string) (err error) {
 
 // benchInproc runs the in-process benchmark in a child of its own, which
 // is the only reaper of its tasks.
-func benchInproc(ctx context.Context, tmp string, warm, rounds int) (inprocResult, error) {
+func benchInproc(ctx context.Context, tmp string, w *warmer, warmup, rounds int) (inprocResult, error) {
 	var res inprocResult
 	self, err := os.Executable()
 	if err != nil {
@@ -135,7 +145,8 @@ func benchInproc(ctx context.Context, tmp string, warm, rounds int) (inprocResul
 	out := filepath.Join(tmp, "inproc.json")
 	c := exec.CommandContext(ctx, self, modeInproc, "--rootfs", filepath.Join(tmp, "rootfs"),
 		"--state", filepath.Join(tmp, "state", "inproc"), "--out", out,
-		"--warm", fmt.Sprint(warm), "--rounds", fmt.Sprint(rounds))
+		"--warmup", fmt.Sprint(warmup), "--rounds", fmt.Sprint(rounds),
+		"--warmer-pid", fmt.Sprint(w.pid), "--warmer-a", w.dirs[0], "--warmer-b", w.dirs[1])
 	c.Stderr = os.Stderr
 	if err := c.Run(); err != nil {
 		return res, fmt.Errorf("in-process benchmark: %w", err)
@@ -148,6 +159,26 @@ func benchInproc(ctx context.Context, tmp string, warm, rounds int) (inprocResul
 		return res, fmt.Errorf("decode in-process result: %w", err)
 	}
 	return res, nil
+}
+
+// startWarmer starts the process the warmer moves between cgroups, and
+// returns the warmer and what stops and removes it all.
+func startWarmer() (*warmer, func(), error) {
+	hier, err := cgroup.Hierarchies()
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.Command("sleep", "1000000")
+	if err := cmd.Start(); err != nil {
+		return nil, nil, fmt.Errorf("start the warmer process: %w", err)
+	}
+	stopProc := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	w, err := newWarmer(hier, cmd.Process.Pid)
+	if err != nil {
+		stopProc()
+		return nil, nil, err
+	}
+	return w, func() { stopProc(); w.remove() }, nil
 }
 
 func phase(format string, a ...any) {
