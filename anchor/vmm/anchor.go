@@ -160,6 +160,7 @@ func (l *loop) publish() {
 	if err := devicemodel.WriteRunState(l.o.Dir, l.state); err != nil {
 		l.o.Logger.Warn("publish run state", "err", err)
 	}
+	trimResident() // after a change of state the anchor goes quiet
 }
 
 func (l *loop) set(st devicemodel.GuestState, reason string) {
