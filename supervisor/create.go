@@ -142,6 +142,7 @@ func (s *Supervisor) Create(ctx context.Context, o CreateOptions) (*Record, erro
 // startAnchor forks the anchor (blocked until Start), records its identity
 // and, with a reaper, watches it before the reaper may collect it.
 func (s *Supervisor) startAnchor(c *libcontainer.Container, proc *libcontainer.Process, rec *Record) error {
+	defer s.startSlot()()
 	if s.opts.Reaper != nil {
 		release := s.opts.Reaper.HoldStarts()
 		defer release()

@@ -37,6 +37,7 @@ func (s *Supervisor) Exec(ref string, p *specs.Process, stdio IO, extra []*os.Fi
 		return nil, fmt.Errorf("exec in task %s: %w", rec.ID, err)
 	}
 	ex := &Execed{}
+	defer s.startSlot()()
 	if s.opts.Reaper != nil {
 		release := s.opts.Reaper.HoldStarts()
 		defer release()

@@ -18,6 +18,10 @@ import (
 // DefaultRoot is where task state lives unless told otherwise.
 const DefaultRoot = "/run/moor"
 
+// maxConcurrentStarts is how many task starts run at once; more gain no
+// speed on an edge device's few cores.
+const maxConcurrentStarts = 4
+
 // DefaultNamespace is the task namespace unless told otherwise.
 const DefaultNamespace = "default"
 
@@ -47,6 +51,11 @@ type Supervisor struct {
 	mu      sync.Mutex
 	waiters map[string][]chan *Exit // task ID → those waiting for its exit
 	exited  map[string]*Exit        // exits the reaper saw, for late waiters
+
+	// starts bounds concurrent libcontainer starts: each locks OS threads
+	// while it forks, and Go keeps every thread it ever made, so unbounded
+	// concurrent starts would leave the process with threads to match.
+	starts chan struct{}
 }
 
 // New checks the options and returns a Supervisor.
@@ -77,6 +86,7 @@ func New(opts Options) (*Supervisor, error) {
 		log:     opts.Logger.With("namespace", opts.Namespace),
 		waiters: map[string][]chan *Exit{},
 		exited:  map[string]*Exit{},
+		starts:  make(chan struct{}, maxConcurrentStarts),
 	}, nil
 }
 
@@ -198,4 +208,11 @@ func (s *Supervisor) hierarchies() []string {
 		s.log.Warn("list cgroup hierarchies", "err", err)
 	}
 	return h
+}
+
+// startSlot waits for one of the concurrent start slots and returns its
+// release.
+func (s *Supervisor) startSlot() (release func()) {
+	s.starts <- struct{}{}
+	return func() { <-s.starts }
 }
