@@ -4,12 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lf-edge/moor/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -110,7 +110,7 @@ func TestTaskSpecGolden(t *testing.T) {
 				Spec *specs.Spec `json:"spec"`
 				VM   *VM         `json:"vm"`
 			}{s, inTask}, "", "  ")
-			golden(t, name+".json", append(b, '\n'))
+			checkGolden(t, name+".json", append(b, '\n'))
 		})
 	}
 }
@@ -122,20 +122,7 @@ func TestTaskSpecRejectsNoHyper(t *testing.T) {
 	}
 }
 
-func golden(t *testing.T, name string, got []byte) {
+func checkGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run with -update to write it): %v", err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
+	golden.Check(t, name, got, *update)
 }

@@ -1,7 +1,6 @@
 package rootfs
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -12,6 +11,8 @@ import (
 
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lf-edge/moor/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -27,26 +28,13 @@ func template() *specs.Spec {
 	return s
 }
 
-func golden(t *testing.T, name string, v any) {
+func checkGolden(t *testing.T, name string, v any) {
 	t.Helper()
 	got, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got = append(got, '\n')
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to write it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file; got:\n%s", name, got)
-	}
+	golden.Check(t, name, append(got, '\n'), *update)
 }
 
 func open(t *testing.T, name string) *os.File {
@@ -80,7 +68,7 @@ func TestFromImageConfig(t *testing.T) {
 	if got := s.Annotations[StopSignalAnnotation]; got != "SIGINT" {
 		t.Errorf("stop signal annotation %q, want SIGINT", got)
 	}
-	golden(t, "image-config.golden.json", s)
+	checkGolden(t, "image-config.golden.json", s)
 }
 
 func TestUserResolution(t *testing.T) {
@@ -133,7 +121,7 @@ func TestApplyApp(t *testing.T) {
 	if got := lookupEnv(s.Process.Env, "IMGVAR"); got != "overridden" {
 		t.Errorf("IMGVAR=%q: the app's env must win", got)
 	}
-	golden(t, "app.golden.json", s)
+	checkGolden(t, "app.golden.json", s)
 }
 
 func TestParseAppErrors(t *testing.T) {

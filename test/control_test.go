@@ -74,14 +74,7 @@ func TestRunExitStatus(t *testing.T) {
 		b := newBundle(t, "sleep", "1000")
 		b.write(t)
 		t.Cleanup(func() { moor(t, "delete", "--force", b.ID) })
-		cmd := moorCmd("run", "--bundle", b.Dir, b.ID)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, 5*time.Second, "the task to run", func() bool {
-			r := moor(t, "state", b.ID)
-			return r.Code == 0 && strings.Contains(r.Stdout, `"running"`)
-		})
+		cmd := startForeground(t, b)
 		mustMoor(t, "kill", b.ID, sig)
 		err := cmd.Wait()
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 137 {
@@ -90,11 +83,10 @@ func TestRunExitStatus(t *testing.T) {
 	}
 }
 
-// TestSignalForwarding: a foreground run passes SIGTERM on to the anchor.
-func TestSignalForwarding(t *testing.T) {
-	b := newBundle(t, "sh", "-c", `trap "exit 42" TERM; while :; do sleep 0.05; done`)
-	b.write(t)
-	t.Cleanup(func() { moor(t, "delete", "--force", b.ID) })
+// startForeground starts `moor run` of the bundle and returns once its task
+// runs.
+func startForeground(t *testing.T, b *bundle) *exec.Cmd {
+	t.Helper()
 	cmd := moorCmd("run", "--bundle", b.Dir, b.ID)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -103,6 +95,15 @@ func TestSignalForwarding(t *testing.T) {
 		r := moor(t, "state", b.ID)
 		return r.Code == 0 && strings.Contains(r.Stdout, `"running"`)
 	})
+	return cmd
+}
+
+// TestSignalForwarding: a foreground run passes SIGTERM on to the anchor.
+func TestSignalForwarding(t *testing.T) {
+	b := newBundle(t, "sh", "-c", `trap "exit 42" TERM; while :; do sleep 0.05; done`)
+	b.write(t)
+	t.Cleanup(func() { moor(t, "delete", "--force", b.ID) })
+	cmd := startForeground(t, b)
 	if err := cmd.Process.Signal(unix.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

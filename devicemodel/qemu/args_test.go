@@ -2,12 +2,11 @@ package qemu
 
 import (
 	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/lf-edge/moor/devicemodel"
+	"github.com/lf-edge/moor/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -26,22 +25,9 @@ var descriptions = map[string]string{
 	"fml":     `{"name":"win","mode":"fml","memoryMiB":4096,"vcpus":4,"firmware":"/usr/lib/xen/boot/OVMF_CODE.fd"}`,
 }
 
-func golden(t *testing.T, name string, got []byte) {
+func checkGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run with -update to write it): %v", err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
+	golden.Check(t, name, got, *update)
 }
 
 func TestGolden(t *testing.T) {
@@ -52,8 +38,8 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, name+".argv", []byte(strings.Join(Argv(vm, Binary, p), "\n")+"\n"))
-			golden(t, name+".cfg", ReadConfig(vm, p))
+			checkGolden(t, name+".argv", []byte(strings.Join(Argv(vm, Binary, p), "\n")+"\n"))
+			checkGolden(t, name+".cfg", ReadConfig(vm, p))
 		})
 	}
 }

@@ -2,12 +2,11 @@ package xl
 
 import (
 	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/lf-edge/moor/devicemodel"
+	"github.com/lf-edge/moor/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -21,22 +20,9 @@ var descriptions = map[string]string{
 	"fml":     `{"name":"win","hypervisor":"xen","mode":"fml","memoryMiB":4096,"vcpus":4,"firmware":"/usr/lib/xen/boot/ovmf.bin","nics":[{"tap":"nbu2x1","bridge":"bn1"}]}`,
 }
 
-func golden(t *testing.T, name string, got []byte) {
+func checkGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run with -update to write it): %v", err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
+	golden.Check(t, name, got, *update)
 }
 
 func TestGolden(t *testing.T) {
@@ -46,7 +32,7 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, name+".cfg", Config(vm))
+			checkGolden(t, name+".cfg", Config(vm))
 		})
 	}
 }
