@@ -101,3 +101,18 @@ func TestSeccomp(t *testing.T) {
 		t.Fatalf("features does not list seccomp actions:\n%s", out)
 	}
 }
+
+// TestSystemdCgroupWithoutSystemd: --systemd-cgroup where systemd does not
+// run is a clear error, not a half-made task.
+func TestSystemdCgroupWithoutSystemd(t *testing.T) {
+	if _, err := os.Stat("/run/systemd/system"); err == nil {
+		t.Skip("systemd runs on this host: the driver is usable here")
+	}
+	b := newBundle(t, "true")
+	b.write(t)
+	r := moor(t, "--systemd-cgroup", "create", "--bundle", b.Dir, b.ID)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "systemd is not running") {
+		t.Fatalf("create with --systemd-cgroup: %v", r)
+	}
+	checkNoTrace(t, b.ID)
+}
