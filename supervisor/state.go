@@ -33,7 +33,7 @@ type State struct {
 func (s *Supervisor) State(ref string) (*State, error) {
 	rec, err := s.Resolve(ref)
 	if err != nil {
-		return nil, fmt.Errorf("state of task: %w", err)
+		return nil, fmt.Errorf("state: %w", err)
 	}
 	return s.stateOf(rec), nil
 }

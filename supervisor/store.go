@@ -17,7 +17,7 @@ import (
 )
 
 // ErrNotExist means no task of that name or anchor PID exists.
-var ErrNotExist = errors.New("task does not exist")
+var ErrNotExist = errors.New("no such task")
 
 // ErrExist means a task of that name exists already.
 var ErrExist = errors.New("task already exists")

@@ -100,7 +100,7 @@ func (s *Supervisor) Store() Store { return s.store }
 // record. An ID wins when a task of that name exists.
 func (s *Supervisor) Resolve(ref string) (*Record, error) {
 	if ref == "" {
-		return nil, fmt.Errorf("resolve task: empty id: %w", ErrNotExist)
+		return nil, fmt.Errorf("empty task id: %w", ErrNotExist)
 	}
 	if checkID(ref) == nil {
 		rec, err := s.store.Load(s.opts.Namespace, ref)
@@ -108,9 +108,10 @@ func (s *Supervisor) Resolve(ref string) (*Record, error) {
 			return rec, err
 		}
 	}
+	notFound := fmt.Errorf("%q in namespace %s: %w", ref, s.opts.Namespace, ErrNotExist)
 	pid, err := strconv.Atoi(ref)
 	if err != nil || pid <= 0 {
-		return nil, fmt.Errorf("resolve task %s: %w", ref, ErrNotExist)
+		return nil, notFound
 	}
 	ids, err := s.store.IDs(s.opts.Namespace)
 	if err != nil {
@@ -125,7 +126,7 @@ func (s *Supervisor) Resolve(ref string) (*Record, error) {
 			return rec, nil
 		}
 	}
-	return nil, fmt.Errorf("resolve task %s: no task by that name, nor a live anchor of that pid: %w", ref, ErrNotExist)
+	return nil, fmt.Errorf("%q in namespace %s: no task by that name, nor a live anchor of that pid: %w", ref, s.opts.Namespace, ErrNotExist)
 }
 
 // load opens libcontainer's view of a task.

@@ -56,7 +56,7 @@ func TestLifecycle(t *testing.T) {
 			}
 
 			mustMoor(t, "delete", b.ID)
-			if r := moor(t, "state", b.ID); r.Code == 0 || !strings.Contains(r.Stderr, "does not exist") {
+			if r := moor(t, "state", b.ID); r.Code == 0 || !strings.Contains(r.Stderr, "no such task") {
 				t.Fatalf("state after delete: %v", r)
 			}
 			if !cgroupGone(t, b.ID) {
