@@ -197,6 +197,13 @@ func (s *Supervisor) Delete(ctx context.Context, ref string, force bool) error {
 	if err := s.killRest(ctx, rec); err != nil {
 		return fmt.Errorf("delete task %s: %w", rec.ID, err)
 	}
+	// Hold the task's lock while its state goes, so a late exit record
+	// (the reaper's) cannot write into the directory being removed.
+	unlock, err := s.store.Lock(rec.Namespace, rec.ID)
+	if err != nil {
+		return fmt.Errorf("delete task %s: %w", rec.ID, err)
+	}
+	defer unlock()
 	if c, err := s.load(rec); err == nil {
 		if err := c.Destroy(); err != nil {
 			return fmt.Errorf("delete task %s: %w", rec.ID, err)

@@ -113,6 +113,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	reaper := NewReaper()
 	defer reaper.Close()
+	defer reaper.ReapNow() // exit with no zombie of ours left
 	reaper.OnOrphan(func(r Reaped) { m.log.Debug("reaped orphan", "pid", r.PID, "code", r.Code()) })
 	sup, err := New(Options{
 		Root: m.opts.Root, Namespace: m.opts.Namespace, Logger: m.opts.Logger, Reaper: reaper,

