@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -60,16 +59,4 @@ func Inode(path string) (uint64, error) {
 		return 0, fmt.Errorf("stat namespace %s: %w", path, err)
 	}
 	return st.Ino, nil
-}
-
-// Shared lists the kinds in which a and b are the same namespace, sorted.
-func Shared(a, b map[string]uint64) []string {
-	var kinds []string
-	for k, ino := range a {
-		if other, ok := b[k]; ok && other == ino {
-			kinds = append(kinds, k)
-		}
-	}
-	sort.Strings(kinds)
-	return kinds
 }

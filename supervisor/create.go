@@ -164,7 +164,7 @@ func (s *Supervisor) startAnchor(c *libcontainer.Container, proc *libcontainer.P
 		s.mu.Lock()
 		delete(s.exited, rec.ID)
 		s.mu.Unlock()
-		s.watch(rec)
+		s.watch(rec, c)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/opencontainers/runc/libcontainer"
 	"golang.org/x/sys/unix"
 
 	"github.com/lf-edge/moor/anchor"
@@ -13,9 +14,9 @@ import (
 )
 
 // watch has the reaper record the anchor's exit. Called with the reaper's
-// starts held.
-func (s *Supervisor) watch(rec *Record) {
-	ns, id, who, memDir := rec.Namespace, rec.ID, rec.Anchor, s.memoryDir(rec)
+// starts held, with the container just started.
+func (s *Supervisor) watch(rec *Record, c *libcontainer.Container) {
+	ns, id, who, memDir := rec.Namespace, rec.ID, rec.Anchor, memoryDir(c)
 	s.opts.Reaper.Watch(rec.Anchor.PID, func(r Reaped) {
 		s.recordExit(ns, id, who, exitOf(r, memDir))
 	})
@@ -39,11 +40,7 @@ func exitOf(r Reaped, memDir string) *Exit {
 
 // memoryDir is the directory of the task's memory cgroup, where OOM kills
 // are counted.
-func (s *Supervisor) memoryDir(rec *Record) string {
-	c, err := s.load(rec)
-	if err != nil {
-		return ""
-	}
+func memoryDir(c *libcontainer.Container) string {
 	st, err := c.State()
 	if err != nil {
 		return ""
@@ -158,7 +155,10 @@ func (s *Supervisor) Adopt(ref string) error {
 	s.mu.Lock()
 	delete(s.exited, rec.ID)
 	s.mu.Unlock()
-	memDir := s.memoryDir(rec)
+	memDir := ""
+	if c, err := s.load(rec); err == nil {
+		memDir = memoryDir(c)
+	}
 	go func() {
 		defer h.Close()
 		if err := h.Wait(context.Background()); err != nil {

@@ -56,6 +56,9 @@ type Supervisor struct {
 	// while it forks, and Go keeps every thread it ever made, so unbounded
 	// concurrent starts would leave the process with threads to match.
 	starts chan struct{}
+
+	hierOnce sync.Once
+	hier     []string
 }
 
 // New checks the options and returns a Supervisor.
@@ -89,9 +92,6 @@ func New(opts Options) (*Supervisor, error) {
 		starts:  make(chan struct{}, maxConcurrentStarts),
 	}, nil
 }
-
-// Namespace is the task namespace this Supervisor works in.
-func (s *Supervisor) Namespace() string { return s.opts.Namespace }
 
 // Store is the state store this Supervisor uses.
 func (s *Supervisor) Store() Store { return s.store }
@@ -203,12 +203,16 @@ func (s *Supervisor) setStatusWith(rec *Record, to Status, change func(*Record))
 }
 
 // hierarchies lists the host's cgroup mounts, for the parent bookkeeping.
+// They are read once: a host does not remount its cgroup hierarchies under
+// a running supervisor.
 func (s *Supervisor) hierarchies() []string {
-	h, err := cgroup.Hierarchies()
-	if err != nil {
-		s.log.Warn("list cgroup hierarchies", "err", err)
-	}
-	return h
+	s.hierOnce.Do(func() {
+		var err error
+		if s.hier, err = cgroup.Hierarchies(); err != nil {
+			s.log.Warn("list cgroup hierarchies", "err", err)
+		}
+	})
+	return s.hier
 }
 
 // startSlot waits for one of the concurrent start slots and returns its

@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli"
 	"golang.org/x/sys/unix"
 
+	"github.com/lf-edge/moor/nsutil"
 	"github.com/lf-edge/moor/supervisor"
 )
 
@@ -70,6 +71,6 @@ USR1 writes a status dump. As PID 1 with no arguments moor runs
 // hostPidNS reports whether this process is in the host's PID namespace:
 // only there does PID 1 power the machine off.
 func hostPidNS() bool {
-	var st unix.Stat_t
-	return unix.Stat("/proc/self/ns/pid", &st) == nil && st.Ino == initialPidNSInode
+	ino, err := nsutil.Inode("/proc/self/ns/pid")
+	return err == nil && ino == initialPidNSInode
 }
