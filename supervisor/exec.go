@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/lf-edge/moor/reaper"
 	"github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -12,7 +13,7 @@ type Execed struct {
 	PID int
 	// Done receives the process's exit when the Supervisor has a reaper;
 	// it is nil otherwise.
-	Done <-chan Reaped
+	Done <-chan reaper.Reaped
 }
 
 // Exec starts another process in a running task's namespaces and cgroup.

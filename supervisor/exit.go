@@ -11,20 +11,21 @@ import (
 
 	"github.com/lf-edge/moor/anchor"
 	"github.com/lf-edge/moor/cgroup"
+	"github.com/lf-edge/moor/reaper"
 )
 
 // watch has the reaper record the anchor's exit. Called with the reaper's
 // starts held, with the container just started.
 func (s *Supervisor) watch(rec *Record, c *libcontainer.Container) {
 	ns, id, who, memDir := rec.Namespace, rec.ID, rec.Anchor, memoryDir(c)
-	s.opts.Reaper.Watch(rec.Anchor.PID, func(r Reaped) {
+	s.opts.Reaper.Watch(rec.Anchor.PID, func(r reaper.Reaped) {
 		s.recordExit(ns, id, who, exitOf(r, memDir))
 	})
 }
 
 // exitOf turns a wait status into an Exit, asking the cgroup whether the
 // kernel's OOM killer was the one that sent SIGKILL.
-func exitOf(r Reaped, memDir string) *Exit {
+func exitOf(r reaper.Reaped, memDir string) *Exit {
 	ex := &Exit{Code: r.Code(), Reason: ExitCode, At: time.Now().UTC()}
 	if r.Status.Signaled() {
 		ex.Reason = ExitSignal

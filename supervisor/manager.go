@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/lf-edge/moor/reaper"
 	"golang.org/x/sys/unix"
 )
 
@@ -111,12 +112,12 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err := becomeReaper(); err != nil {
 		return err
 	}
-	reaper := NewReaper()
-	defer reaper.Close()
-	defer reaper.ReapNow() // exit with no zombie of ours left
-	reaper.OnOrphan(func(r Reaped) { m.log.Debug("reaped orphan", "pid", r.PID, "code", r.Code()) })
+	rp := reaper.NewReaper()
+	defer rp.Close()
+	defer rp.ReapNow() // exit with no zombie of ours left
+	rp.OnOrphan(func(r reaper.Reaped) { m.log.Debug("reaped orphan", "pid", r.PID, "code", r.Code()) })
 	sup, err := New(Options{
-		Root: m.opts.Root, Namespace: m.opts.Namespace, Logger: m.opts.Logger, Reaper: reaper,
+		Root: m.opts.Root, Namespace: m.opts.Namespace, Logger: m.opts.Logger, Reaper: rp,
 		OnExit: func(id string, ex *Exit) { m.post(func() { m.handleExit(id, ex) }) },
 	})
 	if err != nil {

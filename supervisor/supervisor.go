@@ -13,6 +13,7 @@ import (
 
 	"github.com/lf-edge/moor/anchor"
 	"github.com/lf-edge/moor/cgroup"
+	"github.com/lf-edge/moor/reaper"
 )
 
 // DefaultRoot is where task state lives unless told otherwise.
@@ -35,7 +36,7 @@ type Options struct {
 	// Reaper, when set, is the process's reaper: tasks this Supervisor
 	// creates are watched and their exits recorded. Without one the caller
 	// is not the anchors' reaper and exits are only seen as "stopped".
-	Reaper *Reaper
+	Reaper *reaper.Reaper
 	// OnExit, when set, is told of every exit this Supervisor records (of
 	// tasks it created with a Reaper, or adopted). It is called from the
 	// reaper's goroutine and must not block.

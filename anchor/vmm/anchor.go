@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lf-edge/moor/devicemodel"
-	"github.com/lf-edge/moor/supervisor"
+	"github.com/lf-edge/moor/reaper"
 )
 
 // Options configure one run of the anchor.
@@ -73,16 +73,16 @@ func Run(ctx context.Context, o Options) (devicemodel.End, error) {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGUSR1, unix.SIGUSR2)
 	defer signal.Stop(sigs)
-	reaper := supervisor.NewReaper()
-	defer reaper.Close()
-	reaper.OnOrphan(func(r supervisor.Reaped) { o.Logger.Debug("reaped", "pid", r.PID, "code", r.Code()) })
+	rp := reaper.NewReaper()
+	defer rp.Close()
+	rp.OnOrphan(func(r reaper.Reaped) { o.Logger.Debug("reaped", "pid", r.PID, "code", r.Code()) })
 
 	events := make(chan event, 16)
 	var b backend
 	if o.VM.IsQemu() {
-		b = newQemu(o, reaper, events)
+		b = newQemu(o, rp, events)
 	} else {
-		b = newXL(o, reaper, events)
+		b = newXL(o, rp, events)
 	}
 	l := &loop{o: o, b: b, state: devicemodel.RunState{State: devicemodel.GuestStarting, Hypervisor: o.VM.Hypervisor}}
 	if err := removeStale(filepath.Join(o.Dir, devicemodel.RunStateFile)); err != nil {

@@ -8,13 +8,13 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/lf-edge/moor/supervisor"
+	"github.com/lf-edge/moor/reaper"
 )
 
 // startChild starts cmd and hands its exit to onExit, from the reaper's
 // goroutine. cmd must never be waited for otherwise: the reaper is the
 // process's only waiter.
-func startChild(r *supervisor.Reaper, cmd *exec.Cmd, onExit func(supervisor.Reaped)) error {
+func startChild(r *reaper.Reaper, cmd *exec.Cmd, onExit func(reaper.Reaped)) error {
 	release := r.HoldStarts()
 	defer release()
 	if err := cmd.Start(); err != nil {
@@ -25,7 +25,7 @@ func startChild(r *supervisor.Reaper, cmd *exec.Cmd, onExit func(supervisor.Reap
 }
 
 // describe says how a child ended, for the run state.
-func describe(name string, r supervisor.Reaped) string {
+func describe(name string, r reaper.Reaped) string {
 	if r.Status.Signaled() {
 		return fmt.Sprintf("%s killed by %v", name, r.Status.Signal())
 	}

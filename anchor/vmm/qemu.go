@@ -13,14 +13,14 @@ import (
 
 	"github.com/lf-edge/moor/devicemodel"
 	"github.com/lf-edge/moor/devicemodel/qemu"
-	"github.com/lf-edge/moor/supervisor"
+	"github.com/lf-edge/moor/reaper"
 )
 
 // qemuBackend runs qemu as the anchor's child and talks QMP to it: the
 // executor monitor for commands, the listener monitor for events.
 type qemuBackend struct {
 	o      Options
-	reaper *supervisor.Reaper
+	reaper *reaper.Reaper
 	events chan<- event
 	paths  qemu.Paths
 
@@ -30,7 +30,7 @@ type qemuBackend struct {
 	exited chan struct{}
 }
 
-func newQemu(o Options, r *supervisor.Reaper, events chan<- event) *qemuBackend {
+func newQemu(o Options, r *reaper.Reaper, events chan<- event) *qemuBackend {
 	return &qemuBackend{o: o, reaper: r, events: events, paths: qemu.PathsIn(o.Dir), exited: make(chan struct{})}
 }
 
@@ -63,7 +63,7 @@ func (q *qemuBackend) start(ctx context.Context) error {
 	}
 	cmd := &exec.Cmd{Path: path, Args: argv, Dir: q.o.Dir, Stdout: os.Stdout, Stderr: os.Stderr}
 	q.o.Logger.Info("starting qemu", "argv", argv)
-	err = startChild(q.reaper, cmd, func(r supervisor.Reaped) {
+	err = startChild(q.reaper, cmd, func(r reaper.Reaped) {
 		close(q.exited)
 		q.events <- event{gone: true, clean: r.Status.Exited() && r.Status.ExitStatus() == 0,
 			state: devicemodel.GuestShutdown, reason: describe("qemu", r)}

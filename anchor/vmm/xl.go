@@ -16,7 +16,7 @@ import (
 
 	"github.com/lf-edge/moor/devicemodel"
 	"github.com/lf-edge/moor/devicemodel/xl"
-	"github.com/lf-edge/moor/supervisor"
+	"github.com/lf-edge/moor/reaper"
 )
 
 // xlBackend drives a Xen domain through xl and polls xl list for its state:
@@ -29,7 +29,7 @@ type xlBackend struct {
 	done   chan struct{}
 }
 
-func newXL(o Options, r *supervisor.Reaper, events chan<- event) *xlBackend {
+func newXL(o Options, r *reaper.Reaper, events chan<- event) *xlBackend {
 	bin := o.DeviceModel
 	if bin == "" {
 		bin = "xl"
@@ -114,7 +114,7 @@ func (x *xlBackend) kill() {
 // that would hold a pipe open.
 type reapedRunner struct {
 	bin    string
-	reaper *supervisor.Reaper
+	reaper *reaper.Reaper
 	log    interface{ Debug(string, ...any) }
 }
 
@@ -134,11 +134,11 @@ func (r *reapedRunner) Run(ctx context.Context, args ...string) ([]byte, error) 
 		return nil, fmt.Errorf("find xl: %w", err)
 	}
 	cmd := &exec.Cmd{Path: path, Args: append([]string{r.bin}, args...), Stdout: stdout, Stderr: stderr}
-	done := make(chan supervisor.Reaped, 1)
-	if err := startChild(r.reaper, cmd, func(rp supervisor.Reaped) { done <- rp }); err != nil {
+	done := make(chan reaper.Reaped, 1)
+	if err := startChild(r.reaper, cmd, func(rp reaper.Reaped) { done <- rp }); err != nil {
 		return nil, err
 	}
-	var rp supervisor.Reaped
+	var rp reaper.Reaped
 	select {
 	case rp = <-done:
 	case <-ctx.Done():

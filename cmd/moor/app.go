@@ -10,6 +10,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli"
 
+	"github.com/lf-edge/moor/reaper"
 	"github.com/lf-edge/moor/supervisor"
 )
 
@@ -97,7 +98,7 @@ func logError(err error) {
 }
 
 // newSupervisor makes the Supervisor a verb works through.
-func newSupervisor(ctx *cli.Context, reaper *supervisor.Reaper) (*supervisor.Supervisor, error) {
+func newSupervisor(ctx *cli.Context, reaper *reaper.Reaper) (*supervisor.Supervisor, error) {
 	return supervisor.New(supervisor.Options{
 		Root:          ctx.GlobalString("root"),
 		Namespace:     ctx.GlobalString("namespace"),

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli"
 	"golang.org/x/sys/unix"
 
+	"github.com/lf-edge/moor/reaper"
 	"github.com/lf-edge/moor/supervisor"
 )
 
@@ -36,12 +37,12 @@ var execCommand = cli.Command{
 			return fmt.Errorf("exec: want a task id or anchor pid")
 		}
 		ref := ctx.Args().First()
-		var reaper *supervisor.Reaper
+		var rp *reaper.Reaper
 		if !ctx.Bool("detach") {
-			reaper = supervisor.NewReaper()
-			defer reaper.Close()
+			rp = reaper.NewReaper()
+			defer rp.Close()
 		}
-		sup, err := newSupervisor(ctx, reaper)
+		sup, err := newSupervisor(ctx, rp)
 		if err != nil {
 			return err
 		}
@@ -59,7 +60,7 @@ var execCommand = cli.Command{
 			stdio = supervisor.IO{ConsoleSocket: sock}
 		}
 		var sigs chan os.Signal
-		if reaper != nil {
+		if rp != nil {
 			sigs = forwardableSignals()
 			defer signal.Stop(sigs)
 		}
@@ -72,7 +73,7 @@ var execCommand = cli.Command{
 				return err
 			}
 		}
-		if reaper == nil {
+		if rp == nil {
 			return nil
 		}
 		for {

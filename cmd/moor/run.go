@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli"
 	"golang.org/x/sys/unix"
 
+	"github.com/lf-edge/moor/reaper"
 	"github.com/lf-edge/moor/supervisor"
 )
 
@@ -38,15 +39,15 @@ var runCommand = cli.Command{
 // runForeground is the parent and reaper of the task's anchor: it forwards
 // the signals it gets to the anchor and exits with the anchor's status.
 func runForeground(ctx *cli.Context, id string) error {
-	reaper := supervisor.NewReaper()
-	defer reaper.Close()
+	rp := reaper.NewReaper()
+	defer rp.Close()
 	// Orphans of a task without its own PID namespace come to us.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		logger.Warn("become subreaper", "err", err)
 	}
 	sigs := forwardableSignals()
 	defer signal.Stop(sigs)
-	sup, err := newSupervisor(ctx, reaper)
+	sup, err := newSupervisor(ctx, rp)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lf-edge/moor/reaper"
 	"github.com/lf-edge/moor/supervisor"
 )
 
@@ -59,10 +60,10 @@ func runInproc(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	reaper := supervisor.NewReaper()
-	defer reaper.Close()
+	rp := reaper.NewReaper()
+	defer rp.Close()
 	sup, err := supervisor.New(supervisor.Options{
-		Root: *state, Namespace: "bench", Reaper: reaper,
+		Root: *state, Namespace: "bench", Reaper: rp,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
