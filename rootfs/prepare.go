@@ -30,12 +30,19 @@ const (
 // spec is changed in place (root.path, the network namespace's path);
 // its slices are copied first, so a spec sharing them is not. A scratch
 // directory left by a crashed create is cleaned first. undo is Cleanup.
+// A task that needs none of these gets no scratch directory at all.
 func Prepare(spec *specs.Spec, scratchDir string) (undo func() error, err error) {
 	if spec.Root == nil || spec.Root.Path == "" {
 		return nil, errors.New("prepare root: root.path is not set")
 	}
 	if err := Cleanup(scratchDir); err != nil {
 		return nil, fmt.Errorf("prepare root: stale scratch: %w", err)
+	}
+	if !needsScratch(spec) {
+		if err := CheckMounts(spec.Root.Path, spec.Mounts); err != nil {
+			return nil, fmt.Errorf("prepare root: %w", err)
+		}
+		return func() error { return nil }, nil
 	}
 	if err := mkdirScratch(scratchDir); err != nil {
 		return nil, fmt.Errorf("prepare root: %w", err)
@@ -48,6 +55,14 @@ func Prepare(spec *specs.Spec, scratchDir string) (undo func() error, err error)
 		return nil, fmt.Errorf("prepare root: %w", err)
 	}
 	return undo, nil
+}
+
+// needsScratch says whether spec's root or network needs a scratch
+// directory: a writable or host root, or host interfaces to move in.
+func needsScratch(spec *specs.Spec) bool {
+	return spec.Annotations[WritableAnnotation] == "true" ||
+		filepath.Clean(spec.Root.Path) == "/" ||
+		(spec.Linux != nil && len(spec.Linux.NetDevices) > 0)
 }
 
 func prepare(spec *specs.Spec, scratchDir string) error {

@@ -218,8 +218,11 @@ func (s Store) Remove(namespace, id string) error {
 	return nil
 }
 
-// writeAtomic writes b to path through a temporary file and a rename, so a
-// reader sees the old or the new content and never a part.
+// writeAtomic writes b to path through a temporary file (mode 0600) and a
+// rename, so a reader sees the old or the new content and never a part.
+// There is no fsync: the state root is runtime state (a tmpfs such as /run,
+// as runc's is) that does not outlive the boot, and a sync on every
+// transition would cost each start a disk flush where it is not.
 func writeAtomic(path string, b []byte) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
@@ -227,14 +230,8 @@ func writeAtomic(path string, b []byte) error {
 	}
 	tmp := f.Name()
 	_, werr := f.Write(b)
-	if err := f.Sync(); werr == nil {
-		werr = err
-	}
 	if err := f.Close(); werr == nil {
 		werr = err
-	}
-	if werr == nil {
-		werr = os.Chmod(tmp, 0o600)
 	}
 	if werr == nil {
 		werr = os.Rename(tmp, path)

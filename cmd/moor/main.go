@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 
 	_ "github.com/opencontainers/cgroups/devices" // device rules for the cgroup managers
 	"github.com/opencontainers/runc/libcontainer"
@@ -18,9 +17,6 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		libcontainer.Init() // the container's init: never returns
 	}
-	// libcontainer may leave the calling thread in a container's mount
-	// namespace; keep main's thread to ourselves so that never is it.
-	runtime.LockOSThread()
 	args := os.Args
 	if os.Getpid() == 1 && len(args) == 1 {
 		args = append(args, "supervise") // moor as a system's init
