@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"runtime"
 
 	_ "github.com/opencontainers/cgroups/devices" // device rules for the cgroup managers
 	"github.com/opencontainers/runc/libcontainer"
@@ -22,9 +21,6 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == modeInit {
 		libcontainer.Init() // never returns
 	}
-	// libcontainer may leave a thread in a task's mount namespace: keep
-	// main's thread out of its reach.
-	runtime.LockOSThread()
 	var err error
 	switch {
 	case len(os.Args) > 1 && os.Args[1] == modeWorker:
