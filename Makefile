@@ -4,7 +4,7 @@
 
 GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-TAGS    := seccomp netgo osusergo
+TAGS    := seccomp netgo osusergo urfave_cli_no_docs
 LDFLAGS := -s -w -extldflags -static -X main.version=$(VERSION)
 
 .PHONY: all build deps demo test unit bench clean

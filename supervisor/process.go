@@ -6,11 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
@@ -56,7 +58,9 @@ func newProcess(p *specs.Process, stdio IO, init bool) (*libcontainer.Process, e
 		Scheduler:       p.Scheduler,
 		IOPriority:      p.IOPriority,
 		Init:            init,
-		LogLevel:        "4", // logrus' info level: what the init forwards to us
+		// The init logs at libcontainer's level: at debug (moor --debug),
+		// nsexec's and the init's steps come through.
+		LogLevel: strconv.Itoa(int(logrus.GetLevel())),
 	}
 	if p.Terminal {
 		lp.ConsoleSocket = stdio.ConsoleSocket

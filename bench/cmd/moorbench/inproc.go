@@ -18,6 +18,7 @@ import (
 
 	"github.com/lf-edge/moor/reaper"
 	"github.com/lf-edge/moor/supervisor"
+	"github.com/sirupsen/logrus"
 )
 
 // held is what the supervisor process costs while it holds some tasks.
@@ -37,6 +38,8 @@ type inprocResult struct {
 	Start100S   float64         `json:"start100s"`
 	Start100Thr int             `json:"start100Threads"`
 	Delete100S  float64         `json:"delete100s"`
+	// Profile is, per mode, one sample per step of profileSteps.
+	Profile map[mode][]sample `json:"profile"`
 }
 
 // inproc is the in-process benchmark: a Supervisor embedded in this
@@ -57,9 +60,11 @@ func runInproc(args []string) error {
 	wpid := fs.Int("warmer-pid", 0, "the warmer's process")
 	wa := fs.String("warmer-a", "", "the warmer's first cgroup")
 	wb := fs.String("warmer-b", "", "the warmer's second cgroup")
+	profile := fs.Int("profile", 10, "starts in each mode whose steps are timed")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	logrus.SetOutput(io.Discard) // libcontainer's log; the profile reads it through a hook
 	rp := reaper.NewReaper()
 	defer rp.Close()
 	sup, err := supervisor.New(supervisor.Options{
@@ -78,7 +83,7 @@ func runInproc(args []string) error {
 			if err := w.settle(m); err != nil {
 				return err
 			}
-			d, err := b.startLatency(ctx)
+			d, err := b.startLatency()
 			if err != nil {
 				return err
 			}
@@ -86,6 +91,9 @@ func runInproc(args []string) error {
 				res.StartMS[m] = append(res.StartMS[m], ms(d))
 			}
 		}
+	}
+	if res.Profile, err = b.profileStarts(w, *profile); err != nil {
+		return err
 	}
 	if err := b.holding(ctx, res.Held); err != nil {
 		return err
@@ -110,39 +118,48 @@ func (b *inproc) nextID(kind string) string {
 
 // startLatency times Create+Start of a task until its process has run:
 // the process is busybox echo, and the clock stops when its output arrives.
-func (b *inproc) startLatency(ctx context.Context) (time.Duration, error) {
+func (b *inproc) startLatency() (time.Duration, error) {
+	start, running, err := b.start()
+	return running.Sub(start), err
+}
+
+// start creates and starts a task whose process is busybox echo and returns
+// when Create was called and when the output arrived; then it deletes the
+// task.
+func (b *inproc) start() (start, running time.Time, err error) {
+	ctx := context.Background()
 	r, w, err := os.Pipe()
 	if err != nil {
-		return 0, fmt.Errorf("make pipe: %w", err)
+		return start, running, fmt.Errorf("make pipe: %w", err)
 	}
 	defer r.Close()
 	id := b.nextID("start")
 	spec := taskSpec(b.rootfs, id, "/bin/echo", "running")
-	t0 := time.Now()
+	start = time.Now()
 	_, err = b.sup.Create(ctx, supervisor.CreateOptions{ID: id, Bundle: b.rootfs, Spec: spec, IO: supervisor.IO{Stdout: w}})
 	w.Close()
 	if err != nil {
-		return 0, fmt.Errorf("create task: %w", err)
+		return start, running, fmt.Errorf("create task: %w", err)
 	}
 	if _, err := b.sup.Start(ctx, id); err != nil {
 		_ = b.sup.Delete(ctx, id, true)
-		return 0, fmt.Errorf("start task: %w", err)
+		return start, running, fmt.Errorf("start task: %w", err)
 	}
 	line, err := bufio.NewReader(r).ReadString('\n')
-	d := time.Since(t0)
+	running = time.Now()
 	if err != nil || line != "running\n" {
 		_ = b.sup.Delete(ctx, id, true)
-		return 0, fmt.Errorf("read the task's output: %q: %v", line, err)
+		return start, running, fmt.Errorf("read the task's output: %q: %v", line, err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := b.sup.Wait(wctx, id); err != nil {
-		return 0, fmt.Errorf("wait for task: %w", err)
+		return start, running, fmt.Errorf("wait for task: %w", err)
 	}
 	if err := b.sup.Delete(ctx, id, true); err != nil {
-		return 0, fmt.Errorf("delete task: %w", err)
+		return start, running, fmt.Errorf("delete task: %w", err)
 	}
-	return d, nil
+	return start, running, nil
 }
 
 // startSleeper creates and starts a task that sleeps.

@@ -52,6 +52,13 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "  Create+Start until the process runs, %s: median %.1f ms, p95 %.1f ms (%.1f–%.1f), %d starts\n",
 			m, st.median(), st.quantile(0.95), st.min(), st.max(), len(st))
 	}
+	if p := in.Profile; len(p[cold]) == len(profileSteps) && len(p[warm]) == len(profileSteps) {
+		fmt.Fprintf(w, "  where a start goes (median ms of %d starts; libcontainer's debug messages mark the steps)\n", len(p[cold][0]))
+		fmt.Fprintf(w, "    %-58s %7s %7s\n", "", "cold", "warm")
+		for i, st := range profileSteps {
+			fmt.Fprintf(w, "    %-58s %7.2f %7.2f\n", st.Name, p[cold][i].median(), p[warm][i].median())
+		}
+	}
 	fmt.Fprintf(w, "  %-14s %10s %10s %10s %10s %8s %22s\n", "tasks held", "RSS KiB", "anon KiB", "file KiB", "Pss KiB", "threads", "extra procs per task")
 	for _, n := range []string{"1", "10", "100"} {
 		h := in.Held[n]
@@ -87,7 +94,18 @@ func (r *report) jsonLine() map[string]any {
 	for n, h := range r.Inproc.Held {
 		threads[n], rss[n], extra[n] = h.Threads, h.RSSKiB, round2(h.Extra)
 	}
+	profile := map[string]map[string]float64{}
+	for m, steps := range r.Inproc.Profile {
+		if len(steps) != len(profileSteps) {
+			continue
+		}
+		profile[string(m)] = map[string]float64{}
+		for i, st := range profileSteps {
+			profile[string(m)][st.Key] = round2(steps[i].median())
+		}
+	}
 	return map[string]any{
+		"inproc_profile_ms":           profile,
 		"date":                        r.Date.Format("2006-01-02"),
 		"machine":                     r.Machine,
 		"mode":                        "cold (warm: *_warm_*)",
