@@ -259,10 +259,11 @@ func (s *Supervisor) freeze(ref, action string, from, to Status) error {
 	if err != nil {
 		return fmt.Errorf("%s task: %w", action, err)
 	}
-	if err := requireStatus(action, rec.ID, s.observe(rec), from); err != nil {
+	st, c := s.inspect(rec)
+	if err := requireStatus(action, rec.ID, st, from); err != nil {
 		return err
 	}
-	c, err := s.load(rec)
+	c, err = s.loaded(rec, c)
 	if err != nil {
 		return fmt.Errorf("%s task %s: %w", action, rec.ID, err)
 	}

@@ -189,10 +189,11 @@ func (s *Supervisor) Start(ctx context.Context, ref string) (*Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start task: %w", err)
 	}
-	if err := requireStatus("start", rec.ID, s.observe(rec), Created); err != nil {
+	st, c := s.inspect(rec)
+	if err := requireStatus("start", rec.ID, st, Created); err != nil {
 		return nil, err
 	}
-	c, err := s.load(rec)
+	c, err = s.loaded(rec, c)
 	if err != nil {
 		return nil, fmt.Errorf("start task %s: %w", rec.ID, err)
 	}

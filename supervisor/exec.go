@@ -22,7 +22,8 @@ func (s *Supervisor) Exec(ref string, p *specs.Process, stdio IO, extra []*os.Fi
 	if err != nil {
 		return nil, fmt.Errorf("exec in task: %w", err)
 	}
-	if err := requireStatus("exec in", rec.ID, s.observe(rec), Running); err != nil {
+	st, c := s.inspect(rec)
+	if err := requireStatus("exec in", rec.ID, st, Running); err != nil {
 		return nil, err
 	}
 	if p == nil || len(p.Args) == 0 {
@@ -33,7 +34,7 @@ func (s *Supervisor) Exec(ref string, p *specs.Process, stdio IO, extra []*os.Fi
 		return nil, fmt.Errorf("exec in task %s: %w", rec.ID, err)
 	}
 	proc.ExtraFiles = extra
-	c, err := s.load(rec)
+	c, err = s.loaded(rec, c)
 	if err != nil {
 		return nil, fmt.Errorf("exec in task %s: %w", rec.ID, err)
 	}

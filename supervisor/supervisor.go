@@ -142,35 +142,50 @@ func (s *Supervisor) load(rec *Record) (*libcontainer.Container, error) {
 // observe finds a task's status from the record and from the kernel: the
 // record alone may be stale, since the anchor can die with nobody watching.
 func (s *Supervisor) observe(rec *Record) Status {
+	st, _ := s.inspect(rec)
+	return st
+}
+
+// inspect is observe that also hands over the task's container when it
+// had to load it (nil otherwise), so that a caller need not load it again.
+func (s *Supervisor) inspect(rec *Record) (Status, *libcontainer.Container) {
 	if rec.Status == Stopped || rec.Exit != nil {
-		return Stopped
+		return Stopped, nil
 	}
 	if rec.Status == Creating {
 		if rec.Anchor.PID == 0 {
-			return Creating
+			return Creating, nil
 		}
 	}
 	if err := rec.Anchor.Check(s.opts.ProcRoot); err != nil {
-		return Stopped
+		return Stopped, nil
 	}
 	c, err := s.load(rec)
 	if err != nil {
-		return rec.Status
+		return rec.Status, nil
 	}
 	st, err := c.Status()
 	if err != nil {
-		return rec.Status
+		return rec.Status, c
 	}
 	switch st {
 	case libcontainer.Created:
-		return Created
+		return Created, c
 	case libcontainer.Running:
-		return Running
+		return Running, c
 	case libcontainer.Paused:
-		return Paused
+		return Paused, c
 	default:
-		return Stopped
+		return Stopped, c
 	}
+}
+
+// loaded is c, or the task's container loaded afresh when c is nil.
+func (s *Supervisor) loaded(rec *Record, c *libcontainer.Container) (*libcontainer.Container, error) {
+	if c != nil {
+		return c, nil
+	}
+	return s.load(rec)
 }
 
 // setStatus moves a task's recorded status through the transition function

@@ -14,7 +14,8 @@ func (s *Supervisor) Update(ref string, r *specs.LinuxResources) error {
 	if err != nil {
 		return fmt.Errorf("update task: %w", err)
 	}
-	if err := requireStatus("update", rec.ID, s.observe(rec), Created, Running, Paused); err != nil {
+	st, c := s.inspect(rec)
+	if err := requireStatus("update", rec.ID, st, Created, Running, Paused); err != nil {
 		return err
 	}
 	spec, err := s.store.LoadSpec(rec.Namespace, rec.ID)
@@ -25,7 +26,7 @@ func (s *Supervisor) Update(ref string, r *specs.LinuxResources) error {
 	if err := ValidateSpec(spec); err != nil {
 		return fmt.Errorf("update task %s: %w", rec.ID, err)
 	}
-	c, err := s.load(rec)
+	c, err = s.loaded(rec, c)
 	if err != nil {
 		return fmt.Errorf("update task %s: %w", rec.ID, err)
 	}

@@ -38,6 +38,7 @@ func runWorker(args []string) (err error) {
 	rounds := fs.Int("rounds", 30, "measured rounds of each CLI benchmark")
 	warmup := fs.Int("warmup", 3, "warm-up rounds, not kept")
 	only := fs.String("only", "", "run only these phases (comma-separated: cli, inproc, anchor); the table then lacks the others")
+	profile := fs.Int("profile", 10, "in-process starts in each mode whose steps are timed")
 	verbose := fs.Bool("v", false, "also print where the anchor's resident memory is")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -120,7 +121,7 @@ func runWorker(args []string) (err error) {
 	}
 	if want("inproc") {
 		phase("in-process: supervisor library start latency, 1/10/100 tasks held, 100 concurrent starts")
-		if rep.Inproc, err = benchInproc(ctx, tmp, w, *warmup, *rounds); err != nil {
+		if rep.Inproc, err = benchInproc(ctx, tmp, w, *warmup, *rounds, *profile); err != nil {
 			return err
 		}
 	}
@@ -136,7 +137,7 @@ func runWorker(args []string) (err error) {
 
 // benchInproc runs the in-process benchmark in a child of its own, which
 // is the only reaper of its tasks.
-func benchInproc(ctx context.Context, tmp string, w *warmer, warmup, rounds int) (inprocResult, error) {
+func benchInproc(ctx context.Context, tmp string, w *warmer, warmup, rounds, profile int) (inprocResult, error) {
 	var res inprocResult
 	self, err := os.Executable()
 	if err != nil {
@@ -145,7 +146,7 @@ func benchInproc(ctx context.Context, tmp string, w *warmer, warmup, rounds int)
 	out := filepath.Join(tmp, "inproc.json")
 	c := exec.CommandContext(ctx, self, modeInproc, "--rootfs", filepath.Join(tmp, "rootfs"),
 		"--state", filepath.Join(tmp, "state", "inproc"), "--out", out,
-		"--warmup", fmt.Sprint(warmup), "--rounds", fmt.Sprint(rounds),
+		"--warmup", fmt.Sprint(warmup), "--rounds", fmt.Sprint(rounds), "--profile", fmt.Sprint(profile),
 		"--warmer-pid", fmt.Sprint(w.pid), "--warmer-a", w.dirs[0], "--warmer-b", w.dirs[1])
 	c.Stderr = os.Stderr
 	if err := c.Run(); err != nil {
