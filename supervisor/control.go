@@ -29,7 +29,8 @@ func (s *Supervisor) Signal(ref string, sig unix.Signal, all bool) error {
 	if err != nil {
 		return fmt.Errorf("signal task: %w", err)
 	}
-	if err := requireStatus("signal", rec.ID, s.observe(rec), Created, Running, Paused); err != nil {
+	st := s.observe(rec)
+	if err := requireStatus("signal", rec.ID, st, Created, Running, Paused); err != nil {
 		return err
 	}
 	if all {
@@ -43,7 +44,7 @@ func (s *Supervisor) Signal(ref string, sig unix.Signal, all bool) error {
 	if err := h.Signal(sig); err != nil {
 		return fmt.Errorf("signal task %s: %w", rec.ID, err)
 	}
-	if sig == unix.SIGKILL {
+	if sig == unix.SIGKILL && st == Paused {
 		s.thaw(rec)
 	}
 	return nil

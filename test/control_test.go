@@ -141,6 +141,13 @@ func TestPauseResume(t *testing.T) {
 		t.Fatalf("after resume: %s", st.Status)
 	}
 	mustMoor(t, "pause", b.ID)
+	mustMoor(t, "kill", b.ID, "KILL") // reaches a frozen anchor: moor thaws it
+	waitStatus(t, b.ID, supervisor.Stopped)
+	mustMoor(t, "delete", b.ID)
+
+	b = newBundle(t, "sleep", "1000")
+	runDetached(t, b)
+	mustMoor(t, "pause", b.ID)
 	mustMoor(t, "delete", "--force", b.ID) // a frozen task can still be killed
 	if !cgroupGone(t, b.ID) {
 		t.Fatal("cgroup left after delete --force of a paused task")
