@@ -1,22 +1,24 @@
-// Package devicemodel turns a VM description into what a hypervisor task
-// needs: the task's OCI spec (the loader's spec or the host's own root,
-// read-only, with the anchor as its process), the anchor tax (EVE's estimate
-// of what the device model costs on top of the guest's RAM), and the run
-// state the anchor publishes. Its backends build the device models' own
-// inputs: devicemodel/qemu (argv, -readconfig file, a QMP driver) and
-// devicemodel/xl (the xl cfg and an xl driver).
+// Package devicemodel is what a hypervisor task's anchor and its builders
+// share: the VM description, the anchor tax (EVE's estimate of what the
+// device model costs on top of the guest's RAM), the run state the anchor
+// publishes and its exit codes. Its backends build the device models' own
+// inputs: devicemodel/qemu (argv, -readconfig file, a QMP client) and
+// devicemodel/xl (the xl cfg and an xl driver); devicemodel/taskspec builds
+// the task's OCI spec.
 //
 // The VM description is JSON (see VM); Parse rejects unknown fields and
 // contradictions with an error that names the field.
 //
-// A hypervisor task keeps its run directory (RunDir, a directory of the
-// bundle) bind-mounted at TaskRunDir. The anchor writes there the device
-// model's config, sockets, pidfile, console log and runstate.json, which
+// A hypervisor task keeps its run directory (a directory of the bundle)
+// bind-mounted at TaskRunDir. The anchor writes there the device model's
+// config, sockets, pidfile, console log and runstate.json, which
 // ReadRunState reads from the host through the spec's annotations.
 //
 // It must not fork tasks or signal processes: the supervisor and the
-// anchor (anchor/vmm) do that. Everything here except the probes
-// (HostProbe) and the run-state file helpers is pure.
+// anchor (anchor/vmm) do that. It must not import OCI or container
+// packages either: the lean anchor binary (cmd/moor-anchor) links it.
+// Everything here except the probes (HostProbe) and the run-state file
+// helpers is pure.
 //
 // Concurrency: values are immutable once built; functions are safe for
 // concurrent use.

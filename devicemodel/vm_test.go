@@ -1,18 +1,10 @@
 package devicemodel
 
 import (
-	"encoding/json"
 	"errors"
-	"flag"
 	"strings"
 	"testing"
-
-	"github.com/opencontainers/runtime-spec/specs-go"
-
-	"github.com/lf-edge/moor/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 type fixedProbe bool
 
@@ -77,52 +69,4 @@ func TestOverhead(t *testing.T) {
 			t.Errorf("MemoryLimit(%+v) = %d", c.vm, got)
 		}
 	}
-}
-
-func TestTaskSpecGolden(t *testing.T) {
-	loader := &specs.Spec{
-		Root: &specs.Root{Path: "/containers/services/xen-tools/rootfs"},
-		Mounts: []specs.Mount{
-			{Destination: "/proc", Type: "proc", Source: "proc"},
-			{Destination: "/run", Type: "bind", Source: "/run", Options: []string{"rbind", "rw"}},
-			{Destination: "/hostfs", Type: "bind", Source: "/", Options: []string{"rbind", "ro"}},
-		},
-	}
-	for name, c := range map[string]struct {
-		desc   string
-		loader *specs.Spec
-	}{
-		"spec-host-root": {`{"name":"demo","memoryMiB":128,"vcpus":1}`, nil},
-		"spec-loader-kvm": {`{"name":"vm1","hypervisor":"kvm","memoryMiB":1024,"vcpus":2,"cpus":"2-3","kernel":"/vol/k","initrd":"/vol/i","cmdline":"quiet",
-			"disks":[{"path":"/vol/root.img"},{"path":"/vol/ro.img","readonly":true}],"nics":[{"tap":"nbu1x1","bridge":"bn1"}]}`, loader},
-		"spec-loader-xen": {`{"name":"xen1","hypervisor":"xen","memoryMiB":512,"vmmMaxMemMiB":64}`, loader},
-	} {
-		t.Run(name, func(t *testing.T) {
-			vm, err := Parse(strings.NewReader(c.desc), fixedProbe(false))
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, inTask, err := TaskSpec(vm, SpecOptions{Loader: c.loader, Anchor: "/usr/bin/moor", RunDir: "/bundle/vm", XL: "/usr/sbin/xl"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := json.MarshalIndent(struct {
-				Spec *specs.Spec `json:"spec"`
-				VM   *VM         `json:"vm"`
-			}{s, inTask}, "", "  ")
-			checkGolden(t, name+".json", append(b, '\n'))
-		})
-	}
-}
-
-func TestTaskSpecRejectsNoHyper(t *testing.T) {
-	vm := &VM{Name: "c", Mode: ModeNoHyper, MemoryMiB: 64, VCPUs: 1}
-	if _, _, err := TaskSpec(vm, SpecOptions{Anchor: "/moor", RunDir: "/b/vm"}); !errors.Is(err, ErrInvalidVM) {
-		t.Errorf("TaskSpec(nohyper) = %v, want ErrInvalidVM", err)
-	}
-}
-
-func checkGolden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	golden.Check(t, name, got, *update)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lf-edge/moor/devicemodel"
 	"github.com/lf-edge/moor/devicemodel/qemu"
+	"github.com/lf-edge/moor/devicemodel/taskspec"
 	"github.com/lf-edge/moor/devicemodel/xl"
 	"github.com/lf-edge/moor/supervisor"
 )
@@ -32,7 +33,8 @@ var vmSpecCommand = cli.Command{
 	Name:  "spec",
 	Usage: "write the config.json of a hypervisor task for a VM description",
 	Description: `Writes <bundle>/config.json: the loader's root (or the host's, read-only)
-with moor's anchor as the task's process, the VM's kernel, initrd, firmware and
+with the anchor as the task's process (moor-anchor, the lean anchor, when it
+is beside moor or named by --anchor; else "moor anchor"), the VM's kernel, initrd, firmware and
 disks bind-mounted, /dev/kvm and /dev/net/tun where needed, a memory limit of
 the guest's RAM plus the anchor tax and a CPU quota of one CPU per vCPU. The
 task's run directory is <bundle>/vm (vm.json, the device model's config,
@@ -47,6 +49,7 @@ it as any task.`,
 		cli.StringFlag{Name: "device-model", Usage: "qemu's or xl's path inside the task (default: looked up in PATH)"},
 		cli.StringFlag{Name: "xl", Usage: "xl's path on the host, to destroy a Xen domain at delete"},
 		cli.StringFlag{Name: "cgroups-path", Usage: "the task's cgroup (default: the namespace's)"},
+		cli.StringFlag{Name: "anchor", Usage: "the lean anchor binary (default: " + anchorBinary + " beside moor, if there; else moor itself)"},
 	},
 	Action: func(ctx *cli.Context) error {
 		if ctx.NArg() != 0 {
@@ -90,8 +93,12 @@ func writeVMBundle(ctx *cli.Context) error {
 	if self, err = filepath.EvalSymlinks(self); err != nil {
 		return fmt.Errorf("find moor: %w", err)
 	}
-	o := devicemodel.SpecOptions{
-		Anchor: self, RunDir: filepath.Join(bundle, "vm"), Grace: ctx.Duration("grace"),
+	anchor, err := findAnchor(ctx.String("anchor"), self)
+	if err != nil {
+		return err
+	}
+	o := taskspec.Options{
+		Moor: self, Anchor: anchor, RunDir: filepath.Join(bundle, "vm"), Grace: ctx.Duration("grace"),
 		DeviceModel: ctx.String("device-model"), XL: ctx.String("xl"), CgroupsPath: ctx.String("cgroups-path"),
 	}
 	if l := ctx.String("loader"); l != "" {
@@ -102,7 +109,7 @@ func writeVMBundle(ctx *cli.Context) error {
 	if vm.Hypervisor == devicemodel.Xen && o.XL == "" {
 		o.XL = findXL(o.Loader)
 	}
-	spec, inTask, err := devicemodel.TaskSpec(vm, o)
+	spec, inTask, err := taskspec.Build(vm, o)
 	if err != nil {
 		return err
 	}
@@ -113,6 +120,33 @@ func writeVMBundle(ctx *cli.Context) error {
 		return err
 	}
 	return writeJSON(cfgPath, spec)
+}
+
+// anchorBinary is the lean anchor's file name, looked for beside moor.
+const anchorBinary = "moor-anchor"
+
+// findAnchor is the lean anchor's absolute path: the one named, which must
+// exist, else moor-anchor beside moor; empty when there is none, so that
+// moor itself is the anchor.
+func findAnchor(named, moor string) (string, error) {
+	if named == "" {
+		beside := filepath.Join(filepath.Dir(moor), anchorBinary)
+		if fi, err := os.Stat(beside); err != nil || !fi.Mode().IsRegular() {
+			return "", nil
+		}
+		return beside, nil
+	}
+	p, err := filepath.Abs(named)
+	if err == nil {
+		p, err = filepath.EvalSymlinks(p)
+	}
+	if err != nil {
+		return "", fmt.Errorf("find anchor: %w", err)
+	}
+	if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("find anchor: %s is not a file", p)
+	}
+	return p, nil
 }
 
 // loadLoader reads a loader bundle's spec and makes its root absolute.
@@ -131,7 +165,7 @@ func loadLoader(dir string) (*specs.Spec, error) {
 	if !filepath.IsAbs(s.Root.Path) {
 		s.Root.Path = filepath.Join(dir, s.Root.Path)
 	}
-	return s, devicemodel.CheckLoader(s)
+	return s, taskspec.CheckLoader(s)
 }
 
 // findXL finds xl on the host: in the loader's root, else in PATH.

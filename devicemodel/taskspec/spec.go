@@ -1,4 +1,4 @@
-package devicemodel
+package taskspec
 
 import (
 	"errors"
@@ -10,33 +10,30 @@ import (
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lf-edge/moor/devicemodel"
 )
 
-// Where things are inside a hypervisor task.
+// Where things are inside a hypervisor task, beside devicemodel.TaskRunDir.
 const (
-	TaskRunDir  = "/run/moor/vm"     // the run directory, bind-mounted read-write
-	TaskAnchor  = "/run/moor/anchor" // the moor binary, bind-mounted read-only
-	TaskVMFile  = TaskRunDir + "/vm.json"
+	TaskAnchor  = "/run/moor/anchor" // the anchor binary, bind-mounted read-only
 	taskBootDir = "/run/moor/boot"
 	taskDiskDir = "/run/moor/disk"
 )
 
-// VMFile is the in-task VM description's file name in the run directory.
-const VMFile = "vm.json"
-
-// DefaultGrace is how long the anchor waits after an ACPI powerdown before
-// it stops the guest hard.
-const DefaultGrace = 10 * time.Second
-
 // cfsPeriod is EVE's CFS period; the quota is one period per vCPU.
 const cfsPeriod = 100000
 
-// SpecOptions say where a hypervisor task's pieces come from.
-type SpecOptions struct {
+// Options say where a hypervisor task's pieces come from.
+type Options struct {
 	// Loader is the loader bundle's spec, its root.path absolute. Nil
 	// runs the task in the host's own root, read-only.
 	Loader *specs.Spec
-	// Anchor is the moor binary on the host.
+	// Moor is the moor binary on the host: the poststop hook, and the
+	// task's process ("moor anchor") when Anchor is empty.
+	Moor string
+	// Anchor is the lean anchor binary (moor-anchor) on the host, the
+	// task's process; empty falls back to Moor.
 	Anchor string
 	// RunDir is the task's run directory on the host.
 	RunDir string
@@ -52,17 +49,17 @@ type SpecOptions struct {
 	CgroupsPath string
 }
 
-// TaskSpec builds the OCI spec of a hypervisor task and the VM description
+// Build builds the OCI spec of a hypervisor task and the VM description
 // its anchor reads (the same VM with paths as the task sees them).
-func TaskSpec(vm *VM, o SpecOptions) (*specs.Spec, *VM, error) {
-	if vm.Mode == ModeNoHyper {
-		return nil, nil, vmErr("mode", "nohyper runs no device model: run it as a container task")
+func Build(vm *devicemodel.VM, o Options) (*specs.Spec, *devicemodel.VM, error) {
+	if vm.Mode == devicemodel.ModeNoHyper {
+		return nil, nil, fmt.Errorf("build task spec: %w: mode: nohyper runs no device model: run it as a container task", devicemodel.ErrInvalidVM)
 	}
-	if o.Anchor == "" || !filepath.IsAbs(o.Anchor) || o.RunDir == "" || !filepath.IsAbs(o.RunDir) {
-		return nil, nil, errors.New("build task spec: anchor and run dir must be absolute paths")
+	if !absolute(o.Moor, o.RunDir) || (o.Anchor != "" && !absolute(o.Anchor)) {
+		return nil, nil, errors.New("build task spec: moor, anchor and run dir must be absolute paths")
 	}
 	if o.Grace <= 0 {
-		o.Grace = DefaultGrace
+		o.Grace = devicemodel.DefaultGrace
 	}
 	inTask := *vm
 	var loaderMounts []specs.Mount
@@ -73,7 +70,7 @@ func TaskSpec(vm *VM, o SpecOptions) (*specs.Spec, *VM, error) {
 	mounts, inTask.Kernel = bindFile(mounts, vm.Kernel, taskBootDir+"/kernel", true)
 	mounts, inTask.Initrd = bindFile(mounts, vm.Initrd, taskBootDir+"/initrd", true)
 	mounts, inTask.Firmware = bindFile(mounts, vm.Firmware, taskBootDir+"/firmware", true)
-	inTask.Disks = make([]Disk, len(vm.Disks))
+	inTask.Disks = make([]devicemodel.Disk, len(vm.Disks))
 	for i, d := range vm.Disks {
 		inTask.Disks[i] = d
 		mounts, inTask.Disks[i].Path = bindFile(mounts, d.Path, taskDiskDir+"/"+strconv.Itoa(i), d.ReadOnly)
@@ -98,7 +95,7 @@ func TaskSpec(vm *VM, o SpecOptions) (*specs.Spec, *VM, error) {
 	s.Linux = taskLinux(s.Linux, vm, o)
 	s.Annotations = annotations(s.Annotations, vm, o)
 	s.Hooks = &specs.Hooks{Poststop: []specs.Hook{{
-		Path: o.Anchor, Args: []string{"moor", "vm", "poststop"}, Timeout: intPtr(60),
+		Path: o.Moor, Args: []string{"moor", "vm", "poststop"}, Timeout: intPtr(60),
 	}}}
 	return s, &inTask, nil
 }
@@ -160,7 +157,7 @@ func covered(mounts []specs.Mount, dest string) bool {
 // anchor's own binds. /run is a tmpfs of the task's unless the loader binds
 // one, so nothing is created in the root, which is read-only and may be the
 // host's.
-func taskMounts(o SpecOptions, loader []specs.Mount) []specs.Mount {
+func taskMounts(o Options, loader []specs.Mount) []specs.Mount {
 	kernel := []specs.Mount{
 		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
 		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
@@ -180,8 +177,8 @@ func taskMounts(o SpecOptions, loader []specs.Mount) []specs.Mount {
 	}
 	m = append(m, loader...)
 	return append(m,
-		specs.Mount{Destination: TaskRunDir, Type: "bind", Source: o.RunDir, Options: []string{"rbind", "rw", "nosuid", "nodev"}},
-		specs.Mount{Destination: TaskAnchor, Type: "bind", Source: o.Anchor, Options: []string{"bind", "ro", "nosuid", "nodev"}},
+		specs.Mount{Destination: devicemodel.TaskRunDir, Type: "bind", Source: o.RunDir, Options: []string{"rbind", "rw", "nosuid", "nodev"}},
+		specs.Mount{Destination: TaskAnchor, Type: "bind", Source: o.anchorBinary(), Options: []string{"bind", "ro", "nosuid", "nodev"}},
 	)
 }
 
@@ -197,8 +194,31 @@ func bindFile(m []specs.Mount, src, dest string, ro bool) ([]specs.Mount, string
 	return append(m, specs.Mount{Destination: dest, Type: "bind", Source: src, Options: []string{"bind", mode, "nosuid"}}), dest
 }
 
-func anchorProcess(vm *VM, o SpecOptions) *specs.Process {
-	args := []string{TaskAnchor, "anchor", "--dir", TaskRunDir, "--grace", o.Grace.String()}
+// anchorBinary is the host's binary bind-mounted at TaskAnchor.
+func (o Options) anchorBinary() string {
+	if o.Anchor != "" {
+		return o.Anchor
+	}
+	return o.Moor
+}
+
+func absolute(paths ...string) bool {
+	for _, p := range paths {
+		if !filepath.IsAbs(p) {
+			return false
+		}
+	}
+	return true
+}
+
+// anchorProcess runs the lean anchor, or "moor anchor" without it: the
+// same flags either way.
+func anchorProcess(vm *devicemodel.VM, o Options) *specs.Process {
+	args := []string{TaskAnchor}
+	if o.Anchor == "" {
+		args = append(args, "anchor")
+	}
+	args = append(args, "--dir", devicemodel.TaskRunDir, "--grace", o.Grace.String())
 	if o.DeviceModel != "" {
 		args = append(args, "--device-model", o.DeviceModel)
 	}
@@ -208,7 +228,7 @@ func anchorProcess(vm *VM, o SpecOptions) *specs.Process {
 		"CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE", "CAP_NET_ADMIN", "CAP_IPC_LOCK",
 		"CAP_SYS_NICE",
 	}
-	if vm.Hypervisor == Xen {
+	if vm.Hypervisor == devicemodel.Xen {
 		caps = append(caps, "CAP_SYS_ADMIN") // xl talks to privcmd and xenstore
 	}
 	oom := 0
@@ -217,14 +237,14 @@ func anchorProcess(vm *VM, o SpecOptions) *specs.Process {
 		Env: []string{
 			"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/xen/bin",
 		},
-		Cwd:          TaskRunDir,
+		Cwd:          devicemodel.TaskRunDir,
 		Capabilities: &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps},
 		Rlimits:      []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 4096, Soft: 4096}},
 		OOMScoreAdj:  &oom,
 	}
 }
 
-func taskLinux(l *specs.Linux, vm *VM, o SpecOptions) *specs.Linux {
+func taskLinux(l *specs.Linux, vm *devicemodel.VM, o Options) *specs.Linux {
 	if l == nil {
 		l = &specs.Linux{}
 	}
@@ -236,7 +256,7 @@ func taskLinux(l *specs.Linux, vm *VM, o SpecOptions) *specs.Linux {
 		// not under Xen (whose vifs dom0 makes) gets a network of its own.
 		l.Namespaces = append(l.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})
 	}
-	limit := MemoryLimit(vm)
+	limit := devicemodel.MemoryLimit(vm)
 	quota, period := int64(cfsPeriod*vm.VCPUs), uint64(cfsPeriod)
 	res := &specs.LinuxResources{
 		Memory:  &specs.LinuxMemory{Limit: &limit},
@@ -248,7 +268,7 @@ func taskLinux(l *specs.Linux, vm *VM, o SpecOptions) *specs.Linux {
 		mode := os.FileMode(0o600)
 		l.Devices = append(l.Devices, specs.LinuxDevice{Path: p, Type: "c", Major: major, Minor: minor, FileMode: &mode})
 	}
-	if vm.Hypervisor == KVM {
+	if vm.Hypervisor == devicemodel.KVM {
 		add("/dev/kvm", 10, 232)
 	}
 	if len(vm.NICs) > 0 {
@@ -263,15 +283,15 @@ func taskLinux(l *specs.Linux, vm *VM, o SpecOptions) *specs.Linux {
 	return l
 }
 
-func annotations(a map[string]string, vm *VM, o SpecOptions) map[string]string {
+func annotations(a map[string]string, vm *devicemodel.VM, o Options) map[string]string {
 	if a == nil {
 		a = map[string]string{}
 	}
-	a[AnnotationName] = vm.Name
-	a[AnnotationHypervisor] = string(vm.Hypervisor)
-	a[AnnotationRunDir] = o.RunDir
-	if vm.Hypervisor == Xen && o.XL != "" {
-		a[AnnotationXL] = o.XL
+	a[devicemodel.AnnotationName] = vm.Name
+	a[devicemodel.AnnotationHypervisor] = string(vm.Hypervisor)
+	a[devicemodel.AnnotationRunDir] = o.RunDir
+	if vm.Hypervisor == devicemodel.Xen && o.XL != "" {
+		a[devicemodel.AnnotationXL] = o.XL
 	}
 	return a
 }

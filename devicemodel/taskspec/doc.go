@@ -1,0 +1,16 @@
+// Package taskspec builds the OCI spec of a hypervisor task from a VM
+// description: the loader's root (read-only) or the host's own, the anchor
+// binary bind-mounted read-only at TaskAnchor as the task's process, the
+// VM's kernel, initrd, firmware and disks bind-mounted, the devices the
+// hypervisor needs, a memory limit of the guest's RAM plus the anchor tax,
+// a CPU quota of one CPU per vCPU, and the poststop hook "moor vm
+// poststop". The anchor is the lean moor-anchor when one is given, else
+// "moor anchor" from the moor binary.
+//
+// It is apart from devicemodel so that the anchor, which links
+// devicemodel, does not link the runtime spec.
+//
+// It must not touch the host: it is pure.
+//
+// Concurrency: Build is safe for concurrent use.
+package taskspec

@@ -1,0 +1,75 @@
+package taskspec
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lf-edge/moor/devicemodel"
+	"github.com/lf-edge/moor/internal/golden"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func TestBuildGolden(t *testing.T) {
+	loader := &specs.Spec{
+		Root: &specs.Root{Path: "/containers/services/xen-tools/rootfs"},
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc", Source: "proc"},
+			{Destination: "/run", Type: "bind", Source: "/run", Options: []string{"rbind", "rw"}},
+			{Destination: "/hostfs", Type: "bind", Source: "/", Options: []string{"rbind", "ro"}},
+		},
+	}
+	// The host-root case has no lean anchor: moor itself is the anchor.
+	for name, c := range map[string]struct {
+		desc   string
+		loader *specs.Spec
+		anchor string
+	}{
+		"spec-host-root": {`{"name":"demo","memoryMiB":128,"vcpus":1}`, nil, ""},
+		"spec-loader-kvm": {`{"name":"vm1","hypervisor":"kvm","memoryMiB":1024,"vcpus":2,"cpus":"2-3","kernel":"/vol/k","initrd":"/vol/i","cmdline":"quiet",
+			"disks":[{"path":"/vol/root.img"},{"path":"/vol/ro.img","readonly":true}],"nics":[{"tap":"nbu1x1","bridge":"bn1"}]}`, loader, "/usr/bin/moor-anchor"},
+		"spec-loader-xen": {`{"name":"xen1","hypervisor":"xen","memoryMiB":512,"vmmMaxMemMiB":64}`, loader, "/usr/bin/moor-anchor"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			vm, err := devicemodel.Parse(strings.NewReader(c.desc), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, inTask, err := Build(vm, Options{Loader: c.loader, Moor: "/usr/bin/moor", Anchor: c.anchor, RunDir: "/bundle/vm", XL: "/usr/sbin/xl"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := json.MarshalIndent(struct {
+				Spec *specs.Spec     `json:"spec"`
+				VM   *devicemodel.VM `json:"vm"`
+			}{s, inTask}, "", "  ")
+			golden.Check(t, name+".json", append(b, '\n'), *update)
+		})
+	}
+}
+
+func TestBuildRejectsNoHyper(t *testing.T) {
+	vm := &devicemodel.VM{Name: "c", Mode: devicemodel.ModeNoHyper, MemoryMiB: 64, VCPUs: 1}
+	if _, _, err := Build(vm, Options{Moor: "/moor", RunDir: "/b/vm"}); !errors.Is(err, devicemodel.ErrInvalidVM) {
+		t.Errorf("Build(nohyper) = %v, want ErrInvalidVM", err)
+	}
+}
+
+func TestBuildRejectsRelativePaths(t *testing.T) {
+	vm := &devicemodel.VM{Name: "c", Hypervisor: devicemodel.TCG, MemoryMiB: 64, VCPUs: 1}
+	for _, o := range []Options{
+		{RunDir: "/b/vm"},
+		{Moor: "moor", RunDir: "/b/vm"},
+		{Moor: "/moor", RunDir: "/b/vm", Anchor: "moor-anchor"},
+		{Moor: "/moor", RunDir: "vm"},
+	} {
+		if _, _, err := Build(vm, o); err == nil {
+			t.Errorf("Build(%+v) accepted a missing or relative path", o)
+		}
+	}
+}
