@@ -5,31 +5,63 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"sync"
 	"time"
 
-	"github.com/digitalocean/go-qemu/qmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/lf-edge/moor/devicemodel"
 )
 
-// Monitor is one QMP connection to qemu.
-type Monitor struct {
-	path string
-	mon  *qmp.SocketMonitor
+// ErrQMP is returned for a command qemu answered with an error; the message
+// carries qemu's class and description.
+var ErrQMP = errors.New("qmp error")
+
+// Event is one QMP event, e.g. STOP or SHUTDOWN with its data.
+type Event struct {
+	Event string         `json:"event"`
+	Data  map[string]any `json:"data,omitempty"`
 }
+
+// message is anything qemu sends on a QMP socket: the greeting, a reply or
+// an event, one JSON object a line.
+type message struct {
+	QMP    json.RawMessage `json:"QMP"`
+	Event  string          `json:"event"`
+	Data   map[string]any  `json:"data"`
+	Return json.RawMessage `json:"return"`
+	Error  *struct {
+		Class string `json:"class"`
+		Desc  string `json:"desc"`
+	} `json:"error"`
+}
+
+// Monitor is one QMP connection to qemu. It either runs commands or, once
+// Events was called, streams events.
+type Monitor struct {
+	f   *os.File // a non-blocking unix socket: reads and writes honour deadlines
+	dec *json.Decoder
+
+	mu sync.Mutex // one command at a time; its reply is the next non-event
+}
+
+// dialRetry is how often Dial tries again while qemu has not made its
+// socket yet.
+const dialRetry = 20 * time.Millisecond
 
 // Dial connects to the QMP socket at path and negotiates capabilities,
 // retrying while qemu has not made the socket yet, until ctx is done.
 func Dial(ctx context.Context, path string) (*Monitor, error) {
-	retry := time.NewTicker(20 * time.Millisecond)
+	retry := time.NewTicker(dialRetry)
 	defer retry.Stop()
 	for {
-		mon, err := qmp.NewSocketMonitor("unix", path, time.Second)
+		m, err := connect(path)
 		if err == nil {
-			if err = connect(ctx, mon); err == nil {
-				return &Monitor{path: path, mon: mon}, nil
+			if err = m.handshake(ctx); err == nil {
+				return m, nil
 			}
-			_ = mon.Disconnect()
+			m.Close()
 		}
 		select {
 		case <-ctx.Done():
@@ -39,27 +71,67 @@ func Dial(ctx context.Context, path string) (*Monitor, error) {
 	}
 }
 
-// connect runs the handshake, giving up when ctx is done.
-func connect(ctx context.Context, mon *qmp.SocketMonitor) error {
-	done := make(chan error, 1)
-	go func() { done <- mon.Connect() }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		_ = mon.Disconnect()
-		<-done
-		return ctx.Err()
+func connect(path string) (*Monitor, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("make socket: %w", err)
 	}
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), path)
+	return &Monitor{f: f, dec: json.NewDecoder(f)}, nil
+}
+
+// handshake reads qemu's greeting and leaves capabilities negotiation mode.
+func (m *Monitor) handshake(ctx context.Context) error {
+	interrupted, err := m.within(ctx, func() error {
+		var greeting message
+		if err := m.dec.Decode(&greeting); err != nil {
+			return fmt.Errorf("read qmp greeting: %w", err)
+		}
+		if greeting.QMP == nil {
+			return errors.New("read qmp greeting: not a QMP greeting")
+		}
+		_, err := m.exchange("qmp_capabilities", nil)
+		return err
+	})
+	if interrupted {
+		return fmt.Errorf("qmp handshake: %w", ctx.Err())
+	}
+	return err
+}
+
+// within runs f, making the connection's blocked reads and writes fail once
+// ctx is done. interrupted says ctx ended before f did: the connection is
+// then of no more use.
+func (m *Monitor) within(ctx context.Context, f func() error) (interrupted bool, err error) {
+	stop := context.AfterFunc(ctx, func() { _ = m.f.SetDeadline(time.Unix(1, 0)) })
+	err = f()
+	return !stop(), err
 }
 
 // Close ends the connection.
-func (m *Monitor) Close() error { return m.mon.Disconnect() }
+func (m *Monitor) Close() error { return m.f.Close() }
 
-// Events streams qemu's events until the connection closes. Call it at
-// most once per Monitor.
-func (m *Monitor) Events() <-chan qmp.Event {
-	ch, _ := m.mon.Events(context.Background()) // never fails on a socket monitor
+// Events streams qemu's events until the connection closes, and then
+// closes the channel. Call it at most once per Monitor, and run no command
+// on it afterwards: the stream reads every message.
+func (m *Monitor) Events() <-chan Event {
+	ch := make(chan Event, 16)
+	go func() {
+		defer close(ch)
+		for {
+			var msg message
+			if err := m.dec.Decode(&msg); err != nil {
+				return
+			}
+			if msg.Event != "" {
+				ch <- Event{Event: msg.Event, Data: msg.Data}
+			}
+		}
+	}()
 	return ch
 }
 
@@ -67,34 +139,44 @@ func (m *Monitor) Events() <-chan qmp.Event {
 // ends first, the connection is closed: a QMP reply that comes late must
 // not be taken for the next command's.
 func (m *Monitor) Execute(ctx context.Context, command string, args any) (json.RawMessage, error) {
-	cmd, err := json.Marshal(qmp.Command{Execute: command, Args: args})
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ret json.RawMessage
+	interrupted, err := m.within(ctx, func() (err error) {
+		ret, err = m.exchange(command, args)
+		return err
+	})
+	if interrupted {
+		m.Close()
+		return nil, fmt.Errorf("qmp %s: %w", command, ctx.Err())
+	}
+	return ret, err
+}
+
+// exchange sends one command and reads up to its reply, passing over the
+// events that come before it.
+func (m *Monitor) exchange(command string, args any) (json.RawMessage, error) {
+	b, err := json.Marshal(struct {
+		Execute   string `json:"execute"`
+		Arguments any    `json:"arguments,omitempty"`
+	}{command, args})
 	if err != nil {
 		return nil, fmt.Errorf("qmp %s: %w", command, err)
 	}
-	type result struct {
-		b   []byte
-		err error
+	if _, err := m.f.Write(append(b, '\n')); err != nil {
+		return nil, fmt.Errorf("qmp %s: %w", command, err)
 	}
-	done := make(chan result, 1)
-	go func() {
-		b, err := m.mon.Run(cmd)
-		done <- result{b, err}
-	}()
-	select {
-	case r := <-done:
-		if r.err != nil {
-			return nil, fmt.Errorf("qmp %s: %w", command, r.err)
-		}
-		var reply struct {
-			Return json.RawMessage `json:"return"`
-		}
-		if err := json.Unmarshal(r.b, &reply); err != nil {
+	for {
+		var msg message
+		if err := m.dec.Decode(&msg); err != nil {
 			return nil, fmt.Errorf("qmp %s: %w", command, err)
 		}
-		return reply.Return, nil
-	case <-ctx.Done():
-		_ = m.mon.Disconnect()
-		return nil, fmt.Errorf("qmp %s: %w", command, ctx.Err())
+		switch {
+		case msg.Error != nil:
+			return nil, fmt.Errorf("qmp %s: %w: %s: %s", command, ErrQMP, msg.Error.Class, msg.Error.Desc)
+		case msg.Return != nil:
+			return msg.Return, nil
+		}
 	}
 }
 
