@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"sync"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/lf-edge/moor/devicemodel"
@@ -203,25 +202,4 @@ func (q *qemuBackend) signal(sig unix.Signal) {
 	if q.proc != nil {
 		_ = q.proc.Signal(sig)
 	}
-}
-
-// attachTaps puts each tap qemu made into its bridge and brings it up.
-func attachTaps(vm *devicemodel.VM) error {
-	for tap, bridge := range qemu.Bridges(vm) {
-		link, err := netlink.LinkByName(tap)
-		if err != nil {
-			return fmt.Errorf("attach tap %s: %w", tap, err)
-		}
-		br, err := netlink.LinkByName(bridge)
-		if err != nil {
-			return fmt.Errorf("attach tap %s to bridge %s: %w", tap, bridge, err)
-		}
-		if err := netlink.LinkSetMaster(link, br); err != nil {
-			return fmt.Errorf("attach tap %s to bridge %s: %w", tap, bridge, err)
-		}
-		if err := netlink.LinkSetUp(link); err != nil {
-			return fmt.Errorf("bring tap %s up: %w", tap, err)
-		}
-	}
-	return nil
 }
