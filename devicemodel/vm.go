@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"path/filepath"
-	"regexp"
 
 	"github.com/lf-edge/moor/cgroup"
 )
@@ -120,20 +119,59 @@ func (vm *VM) SetDefaults(probe Probe) {
 	}
 }
 
-var (
-	namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-	uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-	tapPattern  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
-)
+// validName: 1-64 letters, digits and _.-, a letter or digit first.
+func validName(s string) bool { return wordOf(s, 64) && isAlnum(s[0]) }
+
+// validIfName: an interface name, 1-15 letters, digits and _.-.
+func validIfName(s string) bool { return wordOf(s, 15) }
+
+// wordOf reports whether s is 1 to max letters, digits and _.-. (Plain
+// loops, not regexps: the anchor parses descriptions too and should not
+// carry a regexp engine.)
+func wordOf(s string, max int) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && c != '_' && c != '.' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// validUUID: 8-4-4-4-12 hex digits.
+func validUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
 
 var diskFormats = map[string]bool{"raw": true, "qcow2": true, "vmdk": true, "vhdx": true}
 
 // Validate checks every field and the ways they can contradict each other.
 func (vm *VM) Validate() error {
-	if !namePattern.MatchString(vm.Name) {
+	if !validName(vm.Name) {
 		return vmErr("name", "%q: want 1-64 letters, digits and _.-", vm.Name)
 	}
-	if vm.UUID != "" && !uuidPattern.MatchString(vm.UUID) {
+	if vm.UUID != "" && !validUUID(vm.UUID) {
 		return vmErr("uuid", "%q is not a UUID", vm.UUID)
 	}
 	if err := vm.validateMode(); err != nil {
@@ -225,7 +263,7 @@ func (vm *VM) validateNICs() error {
 	seen := map[string]bool{}
 	for i, n := range vm.NICs {
 		field := fmt.Sprintf("nics[%d]", i)
-		if !tapPattern.MatchString(n.Tap) {
+		if !validIfName(n.Tap) {
 			return vmErr(field+".tap", "%q: want 1-15 letters, digits and _.-", n.Tap)
 		}
 		if seen[n.Tap] {
@@ -241,7 +279,7 @@ func (vm *VM) validateNICs() error {
 				return vmErr(field+".mac", "%q is a multicast address", n.MAC)
 			}
 		}
-		if n.Bridge != "" && !tapPattern.MatchString(n.Bridge) {
+		if n.Bridge != "" && !validIfName(n.Bridge) {
 			return vmErr(field+".bridge", "%q is not an interface name", n.Bridge)
 		}
 	}

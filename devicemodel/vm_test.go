@@ -70,3 +70,39 @@ func TestOverhead(t *testing.T) {
 		}
 	}
 }
+
+func TestNameChecks(t *testing.T) {
+	long := strings.Repeat("a", 64)
+	for _, c := range []struct {
+		check func(string) bool
+		s     string
+		want  bool
+	}{
+		{validName, "a", true},
+		{validName, "Vm-1_x.y", true},
+		{validName, long, true},
+		{validName, long + "a", false},
+		{validName, "", false},
+		{validName, "-a", false},
+		{validName, ".a", false},
+		{validName, "a b", false},
+		{validName, "a/b", false},
+		{validName, "é", false},
+		{validIfName, "nbu1x1", true},
+		{validIfName, "_.-", true},
+		{validIfName, strings.Repeat("t", 15), true},
+		{validIfName, strings.Repeat("t", 16), false},
+		{validIfName, "", false},
+		{validIfName, "t:0", false},
+		{validUUID, "6ba7b810-9dad-11d1-80b4-00c04fd430c8", true},
+		{validUUID, "6BA7B810-9DAD-11D1-80B4-00C04FD430C8", true},
+		{validUUID, "6ba7b810-9dad-11d1-80b4-00c04fd430c", false},
+		{validUUID, "6ba7b8109-dad-11d1-80b4-00c04fd430c8", false},
+		{validUUID, "6ba7b810-9dad-11d1-80b4-00c04fd430cg", false},
+		{validUUID, "6ba7b810-9dad-11d1-80b4-00c04fd430c8a", false},
+	} {
+		if got := c.check(c.s); got != c.want {
+			t.Errorf("check(%q) = %v, want %v", c.s, got, c.want)
+		}
+	}
+}
