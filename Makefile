@@ -15,6 +15,7 @@ all: build
 # loader roots that have no libc.
 build:
 	$(GO) build -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o bin/moor ./cmd/moor
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/moor-anchor ./cmd/moor-anchor
 
 deps:
 	scripts/deps.sh

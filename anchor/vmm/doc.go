@@ -1,6 +1,8 @@
 // Package vmm is the anchor program of a hypervisor task: PID 1 of the
-// task, run as "moor anchor" from the moor binary bind-mounted read-only
-// into the task (static, so any loader root will do, libc or not).
+// task, run from a binary bind-mounted read-only into the task: the lean
+// moor-anchor (cmd/moor-anchor), or "moor anchor" when moor-anchor is not
+// installed. Both are static, so any loader root will do, libc or not, and
+// both enter through Main.
 //
 // Run removes what an earlier run left in the run directory (sockets,
 // pidfile, run state), starts the device model (qemu, or xl for Xen) as its
@@ -18,7 +20,10 @@
 // that crashes, with EndCrashed and the reason in the run state.
 //
 // It must not know about OCI specs or the supervisor's state: its world is
-// the run directory and its children.
+// the run directory and its children. It must stay small: moor-anchor
+// links it, and what it imports (libcontainer, a CLI framework, netlink,
+// a regexp engine...) is resident memory of every hypervisor task. Its
+// dependencies are checked by cmd/moor-anchor's TestLeanDependencies.
 //
 // Concurrency: Run owns the process's children and its signal handlers for
 // the signals above and SIGCHLD; call it once per process.
