@@ -236,6 +236,10 @@ func anchorProcess(vm *devicemodel.VM, o Options) *specs.Process {
 		Args: args,
 		Env: []string{
 			"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/xen/bin",
+			// The anchor needs one CPU. Set from the start, the Go runtime
+			// makes one P and one allocation cache; set at run time, it
+			// would have made two and pay for flushing one.
+			"GOMAXPROCS=1",
 		},
 		Cwd:          devicemodel.TaskRunDir,
 		Capabilities: &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps},
