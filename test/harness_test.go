@@ -114,19 +114,43 @@ func setupAndRun(m *testing.M) (int, error) {
 }
 
 // buildMoor uses $MOOR_BIN when set, else builds the binary as make does.
-// It must not live in the same tree as the state root.
+// Either way the lean anchor, moor-anchor, sits beside it, where moor vm
+// spec looks for it: it is built there when missing. It must not live in
+// the same tree as the state root.
 func buildMoor(binDir string) (string, error) {
+	moor := filepath.Join(binDir, "moor")
 	if p := os.Getenv("MOOR_BIN"); p != "" {
-		return filepath.Abs(p)
+		abs, err := filepath.Abs(p)
+		if err == nil {
+			moor, err = filepath.EvalSymlinks(abs)
+		}
+		if err != nil {
+			return "", fmt.Errorf("find MOOR_BIN: %w", err)
+		}
+	} else if err := goBuild(moor, "../cmd/moor", false, "-tags", "seccomp netgo osusergo", "-ldflags", "-extldflags -static"); err != nil {
+		return "", err
 	}
-	out := filepath.Join(binDir, "moor")
-	cmd := exec.Command("go", "build", "-tags", "seccomp netgo osusergo",
-		"-ldflags", "-extldflags -static", "-o", out, "../cmd/moor")
+	anchor := filepath.Join(filepath.Dir(moor), anchorBinary)
+	if _, err := os.Stat(anchor); err == nil {
+		return moor, nil
+	}
+	return moor, goBuild(anchor, "../cmd/moor-anchor", true, "-trimpath", "-ldflags", "-s -w")
+}
+
+// anchorBinary is the lean anchor's file name beside moor.
+const anchorBinary = "moor-anchor"
+
+// goBuild builds pkg into out; static builds it without cgo.
+func goBuild(out, pkg string, static bool, flags ...string) error {
+	cmd := exec.Command("go", append(append([]string{"build"}, flags...), "-o", out, pkg)...)
+	if static {
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("build moor: %w", err)
+		return fmt.Errorf("build %s: %w", pkg, err)
 	}
-	return out, nil
+	return nil
 }
 
 // buildBusybox makes a minimal root filesystem from Debian's busybox-static.

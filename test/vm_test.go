@@ -39,6 +39,12 @@ type vmTask struct {
 // newVMTask writes the VM description and runs moor vm spec for it.
 func newVMTask(t *testing.T, vm map[string]any, specArgs ...string) *vmTask {
 	t.Helper()
+	return newVMTaskBy(t, moorBin, vm, specArgs...)
+}
+
+// newVMTaskBy is newVMTask with the moor binary that runs moor vm spec.
+func newVMTaskBy(t *testing.T, moor string, vm map[string]any, specArgs ...string) *vmTask {
+	t.Helper()
 	id := taskID(t)
 	v := &vmTask{ID: id, Dir: filepath.Join(scratch, id)}
 	v.RunDir, v.Log = filepath.Join(v.Dir, "vm"), filepath.Join(v.Dir, "anchor.log")
@@ -52,9 +58,11 @@ func newVMTask(t *testing.T, vm map[string]any, specArgs ...string) *vmTask {
 	if err := os.WriteFile(desc, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"vm", "spec", "--vm", desc, "--bundle", v.Dir,
+	args := append([]string{"--root", stateRoot, "vm", "spec", "--vm", desc, "--bundle", v.Dir,
 		"--cgroups-path", vmCgroupParent + "/" + id}, specArgs...)
-	mustMoor(t, args...)
+	if out, err := exec.Command(moor, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", moor, strings.Join(args, " "), err, out)
+	}
 	return v
 }
 
@@ -335,9 +343,7 @@ func TestVMAcceptance(t *testing.T) {
 	const grace = 5 * time.Second
 	v := newVMTask(t, map[string]any{"memoryMiB": 128, "vcpus": 1}, "--host-root", "--grace", grace.String())
 	v.start(t)
-	if !strings.HasSuffix(procCmdline(v.PID)[0], "anchor") || procCmdline(v.PID)[1] != "anchor" {
-		t.Fatalf("task pid %d runs %q, want the anchor", v.PID, procCmdline(v.PID))
-	}
+	checkAnchor(t, v.PID, leanAnchor(), "--dir")
 	st := v.waitRunState(t, 30*time.Second, "guest running", func(s *devicemodel.RunState) bool { return s.State != devicemodel.GuestStarting })
 	if st.State != devicemodel.GuestRunning {
 		t.Fatalf("run state %+v, want running", st)

@@ -55,21 +55,13 @@ func (f *fakeXL) task(t *testing.T, grace time.Duration) *vmTask {
 	t.Helper()
 	v := newVMTask(t, map[string]any{"hypervisor": "xen", "memoryMiB": 64, "vcpus": 1},
 		"--loader", f.Loader, "--device-model", "/usr/sbin/xl", "--grace", grace.String())
-	path := filepath.Join(v.Dir, "config.json")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s specs.Spec
-	if err := json.Unmarshal(b, &s); err != nil {
-		t.Fatal(err)
-	}
+	s := readSpec(t, v.Dir)
 	if s.Annotations[devicemodel.AnnotationXL] == "" || len(s.Hooks.Poststop) != 1 {
 		t.Fatalf("xen spec lacks the xl annotation or the poststop hook: %v %+v", s.Annotations, s.Hooks)
 	}
 	s.Hooks.Poststop[0].Env = []string{"FAKE_XL_DIR=" + f.Dir}
-	b, _ = json.Marshal(&s)
-	if err := os.WriteFile(path, b, 0o644); err != nil {
+	b, _ := json.Marshal(s)
+	if err := os.WriteFile(filepath.Join(v.Dir, "config.json"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return v
