@@ -20,6 +20,9 @@ import (
 type anchorResult struct {
 	held
 	QemuRSSKiB int `json:"qemuRssKiB"`
+	// Binary is the host file the anchor runs: moor-anchor, or moor
+	// itself when moor vm spec found no lean anchor.
+	Binary string `json:"binary"`
 }
 
 // benchAnchor creates and starts a hypervisor task (qemu under TCG, 128
@@ -70,10 +73,14 @@ func benchAnchor(ctx context.Context, moor *ociRuntime, dir string, verbose bool
 	if res.held, err = measure(pid); err != nil {
 		return res, err
 	}
+	if res.Binary, err = anchorBinary(dir, pid); err != nil {
+		return res, err
+	}
+	phase("the anchor (pid %d) runs %s", pid, res.Binary)
 	if verbose {
 		printMappings(pid)
 	}
-	if q, err := onlyChild(pid); err == nil { // qemu, the device model
+	if q, err := firstChild(pid); err == nil { // qemu, the device model
 		if h, err := measure(q); err == nil {
 			res.QemuRSSKiB = h.RSSKiB
 		}
@@ -114,17 +121,54 @@ func anchorPID(ctx context.Context, moor *ociRuntime, id string) (int, error) {
 	return st.PID, nil
 }
 
-// onlyChild finds the first child of pid.
-func onlyChild(pid int) (int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+// firstChild finds a child of pid, whichever of its threads forked it.
+func firstChild(pid int) (int, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
-		return 0, fmt.Errorf("read children of %d: %w", pid, err)
+		return 0, fmt.Errorf("read threads of %d: %w", pid, err)
 	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 0, fmt.Errorf("process %d has no child", pid)
+	for _, tk := range tasks {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, tk.Name()))
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			return strconv.Atoi(f[0])
+		}
 	}
-	return strconv.Atoi(f[0])
+	return 0, fmt.Errorf("process %d has no child", pid)
+}
+
+// anchorBinary is the host file the anchor process runs: the source of
+// the bundle's bind mount at the process's path, checked against the
+// process's executable.
+func anchorBinary(bundle string, pid int) (string, error) {
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return "", fmt.Errorf("read vm spec: %w", err)
+	}
+	var spec struct {
+		Process struct {
+			Args []string `json:"args"`
+		} `json:"process"`
+		Mounts []struct {
+			Destination string `json:"destination"`
+			Source      string `json:"source"`
+		} `json:"mounts"`
+	}
+	if err := json.Unmarshal(b, &spec); err != nil || len(spec.Process.Args) == 0 {
+		return "", fmt.Errorf("decode vm spec: %v", err)
+	}
+	exe, err := os.Stat(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return "", fmt.Errorf("find the anchor's binary: %w", err)
+	}
+	for _, m := range spec.Mounts {
+		if m.Destination != spec.Process.Args[0] {
+			continue
+		}
+		if src, err := os.Stat(m.Source); err == nil && os.SameFile(src, exe) {
+			return fmt.Sprintf("%s (%.1f MiB)", m.Source, float64(src.Size())/(1<<20)), nil
+		}
+	}
+	return "", fmt.Errorf("the anchor %d runs no binary its spec bind-mounts at %s", pid, spec.Process.Args[0])
 }
 
 // printMappings prints a process's resident memory by mapping, largest
