@@ -4,6 +4,8 @@
 
 GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+# urfave_cli_no_docs leaves out the CLI library's man-page generator: every
+# moor process, each task's init included, would initialise its markdown engine.
 TAGS    := seccomp netgo osusergo urfave_cli_no_docs
 LDFLAGS := -s -w -extldflags -static -X main.version=$(VERSION)
 
@@ -11,8 +13,9 @@ LDFLAGS := -s -w -extldflags -static -X main.version=$(VERSION)
 
 all: build
 
-# A static moor with seccomp support: it also runs as the anchor inside
-# loader roots that have no libc.
+# A static moor with seccomp support, and the hypervisor anchor as a small
+# static binary of its own (no cgo): both run inside loader roots that have
+# no libc.
 build:
 	$(GO) build -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o bin/moor ./cmd/moor
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/moor-anchor ./cmd/moor-anchor
