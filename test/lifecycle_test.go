@@ -1,13 +1,16 @@
 package test
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/lf-edge/moor/supervisor"
+	"golang.org/x/sys/unix"
 )
 
 // TestLifecycle walks a busybox task through create → start → stop →
@@ -161,5 +164,36 @@ func TestCreateTwice(t *testing.T) {
 	}
 	if st := taskState(t, b.ID); st.Status != supervisor.Created {
 		t.Fatalf("first task after refused create: %s", st.Status)
+	}
+}
+
+// TestBrokenOutputPipe runs a task with moor's stderr on a pipe nobody
+// reads any more (moor --debug ... 2>&1 | head -1): moor must carry on,
+// not die of SIGPIPE halfway through, and the task's process must not
+// inherit SIGPIPE ignored.
+func TestBrokenOutputPipe(t *testing.T) {
+	b := newBundle(t, "sh", "-c", "grep SigIgn /proc/self/status; exit 7")
+	b.write(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	out := tempFile(t)
+	cmd := moorCmd("--debug", "run", "--bundle", b.Dir, b.ID)
+	cmd.Stdout, cmd.Stderr = out, w
+	err = cmd.Run()
+	w.Close()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 7 {
+		t.Fatalf("moor --debug run with a broken stderr: %v, want the task's exit 7", err)
+	}
+	ign, ok := strings.CutPrefix(strings.TrimSpace(readBack(t, out)), "SigIgn:")
+	mask, perr := strconv.ParseUint(strings.TrimSpace(ign), 16, 64)
+	if !ok || perr != nil || mask&(1<<(int(unix.SIGPIPE)-1)) != 0 {
+		t.Fatalf("the task's ignored signals: %q, want SIGPIPE not among them", ign)
+	}
+	if r := moor(t, "state", b.ID); r.Code == 0 {
+		t.Fatalf("task left after run: %v", r)
 	}
 }

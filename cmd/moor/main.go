@@ -7,16 +7,23 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 
 	_ "github.com/opencontainers/cgroups/devices" // device rules for the cgroup managers
 	"github.com/opencontainers/runc/libcontainer"
 	_ "github.com/opencontainers/runc/libcontainer/nsenter" // nsexec: runs before the Go runtime in "moor init"
+	"golang.org/x/sys/unix"
 )
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		libcontainer.Init() // the container's init: never returns
 	}
+	// A reader of moor's output that goes away (moor ... | head) must not
+	// kill it halfway through a create, or a supervisor with its tasks: a
+	// write to the broken pipe fails with EPIPE instead. Notify, not
+	// Ignore: an ignored signal would stay ignored in the tasks' processes.
+	signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
 	args := os.Args
 	if os.Getpid() == 1 && len(args) == 1 {
 		args = append(args, "supervise") // moor as a system's init
