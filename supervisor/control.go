@@ -183,6 +183,9 @@ func (s *Supervisor) killRest(ctx context.Context, rec *Record) error {
 // which kills it first. A created task is killed, as runc does.
 func (s *Supervisor) Delete(ctx context.Context, ref string, force bool) error {
 	rec, err := s.Resolve(ref)
+	if force && errors.Is(err, ErrCorrupt) {
+		return s.removeUnreadable(ref, err)
+	}
 	if err != nil {
 		return fmt.Errorf("delete task: %w", err)
 	}
@@ -279,5 +282,20 @@ func (s *Supervisor) freeze(ref, action string, from, to Status) error {
 	if err := s.setStatus(rec, to); err != nil {
 		return fmt.Errorf("%s task %s: %w", action, rec.ID, err)
 	}
+	return nil
+}
+
+// removeUnreadable removes the state of a task whose record and
+// libcontainer state both cannot be read: with nothing to say which
+// processes and cgroup were the task's, only its directories go, so that
+// its name is free again.
+func (s *Supervisor) removeUnreadable(id string, cause error) error {
+	if err := rootfs.Cleanup(s.store.ScratchDir(s.opts.Namespace, id)); err != nil {
+		return fmt.Errorf("delete task %s: %w", id, err)
+	}
+	if err := s.store.Remove(s.opts.Namespace, id); err != nil {
+		return fmt.Errorf("delete task %s: %w", id, err)
+	}
+	s.log.Warn("deleted a task whose state could not be read; its processes and cgroup, if any, were not known", "id", id, "err", cause)
 	return nil
 }

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -75,6 +76,11 @@ func (s *Supervisor) List() ([]*State, error) {
 	var out []*State
 	for _, id := range ids {
 		rec, err := s.store.Load(s.opts.Namespace, id)
+		if errors.Is(err, ErrCorrupt) {
+			if rec, err = s.recoverRecord(id, err); err != nil {
+				s.log.Warn("task left out: its state cannot be read (delete --force removes it)", "id", id, "err", err)
+			}
+		}
 		if err != nil {
 			continue // a task being created or deleted right now
 		}

@@ -22,6 +22,9 @@ var ErrNotExist = errors.New("no such task")
 // ErrExist means a task of that name exists already.
 var ErrExist = errors.New("task already exists")
 
+// ErrCorrupt means a task's record exists but cannot be read.
+var ErrCorrupt = errors.New("unreadable task record")
+
 const (
 	recordFile = "moor.json"
 	specFile   = "config.json"
@@ -109,7 +112,7 @@ func (s Store) Load(namespace, id string) (*Record, error) {
 	}
 	var r Record
 	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("load task %s: decode %s: %w", id, recordFile, err)
+		return nil, fmt.Errorf("load task %s: %w: decode %s: %w", id, ErrCorrupt, recordFile, err)
 	}
 	return &r, nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/opencontainers/runc/libcontainer"
@@ -105,6 +106,9 @@ func (s *Supervisor) Resolve(ref string) (*Record, error) {
 	}
 	if checkID(ref) == nil {
 		rec, err := s.store.Load(s.opts.Namespace, ref)
+		if errors.Is(err, ErrCorrupt) {
+			return s.recoverRecord(ref, err)
+		}
 		if err == nil || !errors.Is(err, ErrNotExist) {
 			return rec, err
 		}
@@ -236,4 +240,49 @@ func (s *Supervisor) hierarchies() []string {
 func (s *Supervisor) startSlot() (release func()) {
 	s.starts <- struct{}{}
 	return func() { <-s.starts }
+}
+
+// recoverRecord rebuilds the record of a task whose moor.json cannot be
+// read (a crash on a disk-backed state root can leave it torn) from
+// libcontainer's state.json: the anchor's identity, the cgroup, the bundle
+// and the creation time; the status is the kernel's. What only the record
+// knew (the cgroup parents moor made, the exit, restarts) is lost. The
+// rebuilt record is saved, so the task is whole again; corrupt is returned
+// when libcontainer's state cannot be read either.
+func (s *Supervisor) recoverRecord(id string, corrupt error) (*Record, error) {
+	c, err := libcontainer.Load(s.store.NamespaceDir(s.opts.Namespace), id)
+	if err != nil {
+		return nil, errors.Join(corrupt, err)
+	}
+	st, err := c.State()
+	if err != nil {
+		return nil, errors.Join(corrupt, err)
+	}
+	cfg := c.Config()
+	rec := &Record{
+		ID:        id,
+		Namespace: s.opts.Namespace,
+		Status:    Running, // observe asks the kernel
+		Anchor:    anchor.Identity{PID: st.InitProcessPid, StartTime: st.InitProcessStartTime},
+		Created:   st.Created,
+	}
+	if cfg.Cgroups != nil {
+		rec.CgroupPath = cfg.Cgroups.Path
+	}
+	for _, l := range cfg.Labels {
+		if b, ok := strings.CutPrefix(l, "bundle="); ok {
+			rec.Bundle = b
+		}
+	}
+	rec.Status = s.observe(rec)
+	unlock, err := s.store.Lock(s.opts.Namespace, id)
+	if err != nil {
+		return nil, errors.Join(corrupt, err)
+	}
+	defer unlock()
+	if err := s.store.Save(rec); err != nil {
+		return nil, errors.Join(corrupt, err)
+	}
+	s.log.Warn("task record was unreadable: rebuilt from libcontainer's state", "id", id, "err", corrupt)
+	return rec, nil
 }

@@ -197,3 +197,48 @@ func TestBrokenOutputPipe(t *testing.T) {
 		t.Fatalf("task left after run: %v", r)
 	}
 }
+
+// TestUnreadableRecord tears a task's moor.json (as a crash on a
+// disk-backed state root can): moor rebuilds it from libcontainer's state,
+// so the task can still be seen, signalled and deleted. With libcontainer's
+// state torn too, delete --force still frees the name.
+func TestUnreadableRecord(t *testing.T) {
+	b := newBundle(t, "sleep", "1000")
+	pid := runDetached(t, b)
+	record := filepath.Join(stateRoot, "default", b.ID, "moor.json")
+	if err := os.WriteFile(record, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st := taskState(t, b.ID); st.Status != supervisor.Running || st.PID != pid {
+		t.Fatalf("state from a torn record: %s pid %d, want running pid %d", st.Status, st.PID, pid)
+	}
+	if out := mustMoor(t, "list", "-q"); !strings.Contains(out, b.ID) {
+		t.Fatalf("list after a torn record: %q, want %s in it", out, b.ID)
+	}
+	mustMoor(t, "delete", "--force", b.ID)
+	if alive(pid) || !cgroupGone(t, b.ID) {
+		t.Fatal("delete --force of a task with a torn record left its anchor or cgroup")
+	}
+
+	// Both files torn: nothing says which processes were the task's.
+	id := taskID(t)
+	dir := filepath.Join(stateRoot, "default", id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"moor.json", "state.json"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("{"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := moor(t, "state", id); r.Code == 0 || !strings.Contains(r.Stderr, "unreadable task record") {
+		t.Fatalf("state of an unreadable task: %v, want an error saying the record is unreadable", r)
+	}
+	if r := moor(t, "delete", id); r.Code == 0 {
+		t.Fatalf("delete without --force of an unreadable task: %v, want a refusal", r)
+	}
+	mustMoor(t, "delete", "--force", id)
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("state of an unreadable task after delete --force: %v", err)
+	}
+}
