@@ -299,12 +299,17 @@ func TestSupervisePID1(t *testing.T) {
 	}
 }
 
+// children lists the child processes of pid, over all its threads.
 func children(pid int) []int {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	// Each thread lists the children it forked (or was handed as orphans).
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
 	var out []int
-	for _, f := range strings.Fields(string(b)) {
-		n, _ := strconv.Atoi(f)
-		out = append(out, n)
+	for _, file := range files {
+		b, _ := os.ReadFile(file)
+		for _, f := range strings.Fields(string(b)) {
+			n, _ := strconv.Atoi(f)
+			out = append(out, n)
+		}
 	}
 	return out
 }
@@ -544,6 +549,23 @@ func TestSupervise100(t *testing.T) {
 	fmt.Printf("figure: supervisor threads holding 100 services: %d\n", threads)
 	if threads > 16 {
 		t.Fatalf("%d threads for 100 services: the thread count grows with tasks", threads)
+	}
+	// No thread of the supervisor is left in a task's mount namespace (a
+	// goroutine of libcontainer's joins one and ends on a locked thread; on
+	// the main thread, Go would park it there for good, pinning it).
+	ours, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", sup.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/task/%s/ns/mnt", sup.cmd.Process.Pid, task.Name()))
+		if err == nil && ns != ours {
+			t.Errorf("supervisor thread %s is in mount namespace %s, not the host's %s", task.Name(), ns, ours)
+		}
 	}
 	if code := sup.stop(t, unix.SIGTERM); code != 0 {
 		t.Fatalf("exit %d", code)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 
 	_ "github.com/opencontainers/cgroups/devices" // device rules for the cgroup managers
 	"github.com/opencontainers/runc/libcontainer"
@@ -24,21 +25,34 @@ func main() {
 	// write to the broken pipe fails with EPIPE instead. Notify, not
 	// Ignore: an ignored signal would stay ignored in the tasks' processes.
 	signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
-	args := os.Args
+	// libcontainer runs a goroutine per start that locks its thread, joins
+	// the task's mount namespace and ends without unlocking; were that the
+	// main thread, Go would park it there for good, pinning the namespace.
+	// So main's goroutine keeps the main thread and only waits, while moor
+	// runs on another (working on the locked thread itself would cost a
+	// thread handoff at every channel operation).
+	runtime.LockOSThread()
+	code := make(chan int)
+	go func() { code <- run(os.Args) }()
+	os.Exit(<-code)
+}
+
+// run is moor: it runs the verb and returns the exit status.
+func run(args []string) int {
 	if os.Getpid() == 1 && len(args) == 1 {
 		args = append(args, "supervise") // moor as a system's init
 	}
 	err := newApp().Run(args)
 	if err == nil {
-		return
+		return 0
 	}
 	var ec exitCode
 	if errors.As(err, &ec) {
-		os.Exit(int(ec))
+		return int(ec)
 	}
 	logError(err)
 	fmt.Fprintf(os.Stderr, "moor: %v\n", err)
-	os.Exit(1)
+	return 1
 }
 
 // exitCode is returned by a verb that ends with a status of its own (run

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime"
 
 	_ "github.com/opencontainers/cgroups/devices" // device rules for the cgroup managers
 	"github.com/opencontainers/runc/libcontainer"
@@ -21,21 +22,32 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == modeInit {
 		libcontainer.Init() // never returns
 	}
+	// As in moor: the main thread only waits, so that libcontainer's
+	// mount-namespace goroutine never ends on it (see cmd/moor).
+	runtime.LockOSThread()
+	code := make(chan int)
+	go func() { code <- run(os.Args) }()
+	os.Exit(<-code)
+}
+
+// run is the benchmark in the mode os.Args[1] names; it returns the exit
+// status.
+func run(args []string) int {
 	var err error
 	switch {
-	case len(os.Args) > 1 && os.Args[1] == modeWorker:
-		err = runWorker(os.Args[2:])
-	case len(os.Args) > 1 && os.Args[1] == modeInproc:
-		err = runInproc(os.Args[2:])
+	case len(args) > 1 && args[1] == modeWorker:
+		err = runWorker(args[2:])
+	case len(args) > 1 && args[1] == modeInproc:
+		err = runInproc(args[2:])
 	default:
 		var code int
-		code, err = runTop(os.Args[1:])
-		if err == nil {
-			os.Exit(code)
+		if code, err = runTop(args[1:]); err == nil {
+			return code
 		}
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "moorbench:", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
