@@ -2,4 +2,12 @@
 // goroutine calls wait4(-1) on every SIGCHLD and hands each exit to whoever
 // watches that PID. The supervisor, `moor run` and the hypervisor anchor
 // (PID 1 of its task) each hold one.
+//
+// It must be the only waiter: nothing else in the process may call wait
+// on a child it could collect, except inside HoldStarts, which keeps the
+// reaping loop off while libcontainer waits for its own helpers. Watch a
+// PID before the child can exit, or its exit goes to OnOrphan.
+//
+// Concurrency: a Reaper is safe for concurrent use; watchers are called on
+// the reaping goroutine and must not block.
 package reaper
