@@ -9,23 +9,36 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// profileStep is one step of an in-process start: it ends when the debug
-// message holding marker arrives (libcontainer's own, or its init's, which
-// come through the init's log pipe and are timed on arrival).
+// profileStep is one step of an in-process start: it ends when a debug
+// message holding one of its markers arrives (libcontainer's own, or its
+// init's, which come through the init's log pipe and are timed on arrival).
 type profileStep struct {
-	Key, Name, marker string
+	Key, Name string
+	markers   []string
 }
 
 // profileSteps are the steps of Create+Start, in order. The last ends when
 // the task's output arrives.
 var profileSteps = []profileStep{
-	{"moor_prep", "moor: checks, root, state records; sealing the binary", "runc exeseal:"},
-	{"exec_init", "fork and exec of the init (the whole binary again)", "=> nsexec container setup"},
-	{"cgroup", "the init's cgroup placement (cold: an RCU grace period)", "~> nsexec stage-0"},
-	{"nsexec", "namespaces: nsexec stages 0 to 2", "~> nsexec stage-2"},
-	{"go_runtime", "the init's Go runtime start", "child process in init()"},
-	{"init_setup", "init: mounts, pivot_root, limits, seccomp, sync", "init: closing the pipe to signal completion"},
-	{"start_exec", "moor: record, Start, exec of the process, its output", ""},
+	// libcontainer first checks whether its binary is sealed already.
+	{"moor_prep", "moor: checks, root, state records", []string{"F_GET_SEALS on", "memfd seals"}},
+	{"seal", "sealing the binary (an overlayfs, no copy)", []string{"runc exeseal:"}},
+	{"exec_init", "fork and exec of the init (the whole binary again)", []string{"=> nsexec container setup"}},
+	{"cgroup", "the init's cgroup placement (cold: an RCU grace period)", []string{"~> nsexec stage-0"}},
+	{"nsexec", "namespaces: nsexec stages 0 to 2", []string{"~> nsexec stage-2"}},
+	{"go_runtime", "the init's Go runtime start", []string{"child process in init()"}},
+	{"init_setup", "init: mounts, pivot_root, limits, seccomp, sync", []string{"init: closing the pipe to signal completion"}},
+	{"start_exec", "moor: record, Start, exec of the process, its output", nil},
+}
+
+// marks says whether msg ends the step.
+func (st profileStep) marks(msg string) bool {
+	for _, m := range st.markers {
+		if strings.Contains(msg, m) {
+			return true
+		}
+	}
+	return false
 }
 
 // stepClock is a logrus hook that notes when each step's marker first
@@ -42,12 +55,10 @@ func (c *stepClock) Fire(e *logrus.Entry) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, st := range profileSteps {
-		if st.marker == "" || !strings.Contains(e.Message, st.marker) {
+		if _, seen := c.at[st.Key]; seen || !st.marks(e.Message) {
 			continue
 		}
-		if _, seen := c.at[st.Key]; !seen {
-			c.at[st.Key] = now
-		}
+		c.at[st.Key] = now
 	}
 	return nil
 }
@@ -66,10 +77,10 @@ func (c *stepClock) durations(start, end time.Time) ([]float64, error) {
 	prev := start
 	for i, st := range profileSteps {
 		t := end
-		if st.marker != "" {
+		if len(st.markers) > 0 {
 			var ok bool
 			if t, ok = c.at[st.Key]; !ok {
-				return nil, fmt.Errorf("profile: no %q message from libcontainer", st.marker)
+				return nil, fmt.Errorf("profile: no %q message from libcontainer", st.markers)
 			}
 		}
 		out[i] = ms(t.Sub(prev))

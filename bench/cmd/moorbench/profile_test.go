@@ -15,16 +15,16 @@ func TestStepClockSplitsAtFirstMarks(t *testing.T) {
 	start := time.Now()
 	at := map[string]time.Time{}
 	for i, st := range profileSteps {
-		if st.marker == "" {
+		if len(st.markers) == 0 {
 			continue
 		}
 		at[st.Key] = start.Add(time.Duration(i+1) * time.Millisecond)
 		// nsexec prefixes its messages; a repeated message must not move the mark.
-		if err := c.Fire(&logrus.Entry{Message: "nsexec[1]: " + st.marker + " ..."}); err != nil {
+		if err := c.Fire(&logrus.Entry{Message: "nsexec[1]: " + st.markers[0] + " ..."}); err != nil {
 			t.Fatal(err)
 		}
 		c.at[st.Key] = at[st.Key]
-		if err := c.Fire(&logrus.Entry{Message: st.marker}); err != nil {
+		if err := c.Fire(&logrus.Entry{Message: st.markers[len(st.markers)-1]}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -57,10 +57,10 @@ func TestStepClockSplitsAtFirstMarks(t *testing.T) {
 func TestStepClockMissingMark(t *testing.T) {
 	c := &stepClock{}
 	c.reset()
-	_ = c.Fire(&logrus.Entry{Message: profileSteps[0].marker})
+	_ = c.Fire(&logrus.Entry{Message: profileSteps[0].markers[0]})
 	_, err := c.durations(time.Now(), time.Now())
-	if err == nil || !strings.Contains(err.Error(), profileSteps[1].marker) {
-		t.Fatalf("durations with marks missing: %v, want an error naming %q", err, profileSteps[1].marker)
+	if err == nil || !strings.Contains(err.Error(), profileSteps[1].markers[0]) {
+		t.Fatalf("durations with marks missing: %v, want an error naming %q", err, profileSteps[1].markers)
 	}
 }
 
