@@ -69,6 +69,11 @@ type VM struct {
 	Disks      []Disk     `json:"disks,omitempty"`
 	NICs       []NIC      `json:"nics,omitempty"`
 	Firmware   string     `json:"firmware,omitempty"`
+	// FirmwareVars is the template of the UEFI variable store
+	// (OVMF_VARS.fd) of mode fml under qemu: each VM boots with its own
+	// writable copy of it, made once and kept across restarts. In the
+	// task's own description (VMFile) it names that copy.
+	FirmwareVars string `json:"firmwareVars,omitempty"`
 	// VMMMaxMemMiB, when set, is the anchor tax instead of EVE's estimate.
 	VMMMaxMemMiB int64 `json:"vmmMaxMemMiB,omitempty"`
 }
@@ -230,9 +235,17 @@ func (vm *VM) validateMode() error {
 }
 
 func (vm *VM) validateBoot() error {
-	for field, p := range map[string]string{"kernel": vm.Kernel, "initrd": vm.Initrd, "firmware": vm.Firmware} {
+	for field, p := range map[string]string{"kernel": vm.Kernel, "initrd": vm.Initrd, "firmware": vm.Firmware, "firmwareVars": vm.FirmwareVars} {
 		if p != "" && !filepath.IsAbs(p) {
 			return vmErr(field, "%q is not an absolute path", p)
+		}
+	}
+	if vm.FirmwareVars != "" {
+		if vm.Mode != ModeFML {
+			return vmErr("firmwareVars", "only mode fml boots UEFI firmware with a variable store, not mode %s", vm.Mode)
+		}
+		if vm.Hypervisor == Xen {
+			return vmErr("firmwareVars", "qemu only (hypervisor kvm or tcg): xen keeps no per-VM variable store")
 		}
 	}
 	if vm.Kernel == "" {

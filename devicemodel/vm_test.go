@@ -106,3 +106,27 @@ func TestNameChecks(t *testing.T) {
 		}
 	}
 }
+
+func TestFirmwareVars(t *testing.T) {
+	const fml = `"name":"a","memoryMiB":128,"mode":"fml","firmware":"/ovmf/OVMF_CODE.fd"`
+	for _, c := range []struct {
+		desc string
+		want string // in the error; empty: accepted
+	}{
+		{`{` + fml + `}`, ""},
+		{`{` + fml + `,"firmwareVars":"/ovmf/OVMF_VARS.fd"}`, ""},
+		{`{` + fml + `,"hypervisor":"kvm","firmwareVars":"/ovmf/OVMF_VARS.fd"}`, ""},
+		{`{` + fml + `,"firmwareVars":"OVMF_VARS.fd"}`, `firmwareVars: "OVMF_VARS.fd" is not an absolute path`},
+		{`{"name":"a","memoryMiB":128,"firmwareVars":"/ovmf/OVMF_VARS.fd"}`, "firmwareVars: only mode fml"},
+		{`{"name":"a","memoryMiB":128,"mode":"pv","firmware":"/f","firmwareVars":"/ovmf/OVMF_VARS.fd"}`, "firmwareVars: only mode fml"},
+		{`{` + fml + `,"hypervisor":"xen","firmwareVars":"/ovmf/OVMF_VARS.fd"}`, "firmwareVars: qemu only"},
+	} {
+		_, err := Parse(strings.NewReader(c.desc), fixedProbe(false))
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("Parse(%s) = %v, want it accepted", c.desc, err)
+		case c.want != "" && (!errors.Is(err, ErrInvalidVM) || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("Parse(%s) = %v, want an ErrInvalidVM saying %q", c.desc, err, c.want)
+		}
+	}
+}
