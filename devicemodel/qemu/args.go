@@ -153,6 +153,10 @@ func machine(c *config, vm *devicemodel.VM) {
 	if vm.Mode == devicemodel.ModeFML {
 		c.add("drive", "drive-ovmf-code").set("if", "pflash").set("format", "raw").
 			set("readonly", "on").set("file", vm.Firmware)
+		if vm.FirmwareVars != "" { // the VM's own variable store: writable
+			c.add("drive", "drive-ovmf-vars").set("if", "pflash").set("format", "raw").
+				set("file", vm.FirmwareVars)
+		}
 	}
 }
 

@@ -23,6 +23,9 @@ var descriptions = map[string]string{
 	"disks":   `{"name":"disks","memoryMiB":512,"disks":[{"path":"/vol/root.qcow2","format":"qcow2"},{"path":"/vol/data.img","readonly":true}]}`,
 	"nics":    `{"name":"net","memoryMiB":512,"nics":[{"tap":"nbu1x1","mac":"02:16:3e:00:00:01","bridge":"bn1"},{"tap":"nbu1x2"}]}`,
 	"fml":     `{"name":"win","mode":"fml","memoryMiB":4096,"vcpus":4,"firmware":"/usr/lib/xen/boot/OVMF_CODE.fd"}`,
+	// fml with the VM's own variable store, as in the task's vm.json.
+	"fml-vars": `{"name":"win","mode":"fml","memoryMiB":4096,"vcpus":4,"firmware":"/usr/lib/xen/boot/OVMF_CODE.fd",
+		"firmwareVars":"/run/moor/vm/OVMF_VARS.fd"}`,
 }
 
 func checkGolden(t *testing.T, name string, got []byte) {
