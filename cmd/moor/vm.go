@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,7 +39,9 @@ is beside moor or named by --anchor; else "moor anchor"), the VM's kernel, initr
 disks bind-mounted, /dev/kvm and /dev/net/tun where needed, a memory limit of
 the guest's RAM plus the anchor tax and a CPU quota of one CPU per vCPU. The
 task's run directory is <bundle>/vm (vm.json, the device model's config,
-sockets, console.log, runstate.json). Then create, start, kill and delete drive
+sockets, console.log, runstate.json). For a VM with firmwareVars it also holds
+OVMF_VARS.fd, the VM's own copy of that template: made once, when it is not
+there yet, and kept across restarts. Then create, start, kill and delete drive
 it as any task.`,
 	Flags: []cli.Flag{
 		cli.StringFlag{Name: "vm", Usage: "the VM description (JSON)"},
@@ -113,13 +116,65 @@ func writeVMBundle(ctx *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(o.RunDir, 0o755); err != nil {
-		return err
-	}
-	if err := writeJSON(filepath.Join(o.RunDir, devicemodel.VMFile), inTask); err != nil {
+	if err := writeRunDir(o.RunDir, vm, inTask); err != nil {
 		return err
 	}
 	return writeJSON(cfgPath, spec)
+}
+
+// writeRunDir makes the task's run directory on the host: the VM
+// description as the task sees it and, for a VM with a UEFI variable
+// store, the VM's own copy of its template.
+func writeRunDir(dir string, vm, inTask *devicemodel.VM) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if vm.FirmwareVars != "" {
+		if err := copyOnce(vm.FirmwareVars, filepath.Join(dir, devicemodel.VarsFile)); err != nil {
+			return fmt.Errorf("firmwareVars: %w", err)
+		}
+	}
+	return writeJSON(filepath.Join(dir, devicemodel.VMFile), inTask)
+}
+
+// copyOnce copies the template src to dst, mode 0600, unless dst is there
+// already: a VM's variable store is made once, then kept. The copy is
+// written to a temporary file beside dst and hard-linked into place, a
+// rename that never replaces: a crash leaves no half copy at dst, and a
+// copy made meanwhile is kept.
+func copyOnce(src, dst string) error {
+	if _, err := os.Lstat(dst); err == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("read template: %w", err)
+	}
+	defer in.Close()
+	if fi, err := in.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("read template: %s is not a regular file", src)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*") // mode 0600
+	if err != nil {
+		return fmt.Errorf("copy template %s: %w", src, err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = io.Copy(tmp, in)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		if err = os.Link(tmp.Name(), dst); errors.Is(err, os.ErrExist) {
+			err = nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("copy template %s: %w", src, err)
+	}
+	return nil
 }
 
 // anchorBinary is the lean anchor's file name, looked for beside moor.

@@ -70,6 +70,11 @@ func Build(vm *devicemodel.VM, o Options) (*specs.Spec, *devicemodel.VM, error) 
 	mounts, inTask.Kernel = bindFile(mounts, vm.Kernel, taskBootDir+"/kernel", true)
 	mounts, inTask.Initrd = bindFile(mounts, vm.Initrd, taskBootDir+"/initrd", true)
 	mounts, inTask.Firmware = bindFile(mounts, vm.Firmware, taskBootDir+"/firmware", true)
+	if vm.FirmwareVars != "" {
+		// Not the template but the VM's own copy, which moor vm spec
+		// makes in the run directory.
+		inTask.FirmwareVars = path.Join(devicemodel.TaskRunDir, devicemodel.VarsFile)
+	}
 	inTask.Disks = make([]devicemodel.Disk, len(vm.Disks))
 	for i, d := range vm.Disks {
 		inTask.Disks[i] = d

@@ -34,6 +34,8 @@ func TestBuildGolden(t *testing.T) {
 		"spec-loader-kvm": {`{"name":"vm1","hypervisor":"kvm","memoryMiB":1024,"vcpus":2,"cpus":"2-3","kernel":"/vol/k","initrd":"/vol/i","cmdline":"quiet",
 			"disks":[{"path":"/vol/root.img"},{"path":"/vol/ro.img","readonly":true}],"nics":[{"tap":"nbu1x1","bridge":"bn1"}]}`, loader, "/usr/bin/moor-anchor"},
 		"spec-loader-xen": {`{"name":"xen1","hypervisor":"xen","memoryMiB":512,"vmmMaxMemMiB":64}`, loader, "/usr/bin/moor-anchor"},
+		"spec-host-root-fml-vars": {`{"name":"demo","memoryMiB":128,"vcpus":1,"mode":"fml",
+			"firmware":"/usr/share/OVMF/OVMF_CODE.fd","firmwareVars":"/usr/share/OVMF/OVMF_VARS.fd"}`, nil, ""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			vm, err := devicemodel.Parse(strings.NewReader(c.desc), nil)
@@ -70,6 +72,28 @@ func TestBuildRejectsRelativePaths(t *testing.T) {
 	} {
 		if _, _, err := Build(vm, o); err == nil {
 			t.Errorf("Build(%+v) accepted a missing or relative path", o)
+		}
+	}
+}
+
+// TestBuildFirmwareVars: the task's VM names the copy in the run
+// directory; the template stays on the host, bound nowhere.
+func TestBuildFirmwareVars(t *testing.T) {
+	vm := &devicemodel.VM{Name: "u", Mode: devicemodel.ModeFML, Hypervisor: devicemodel.TCG, MemoryMiB: 64, VCPUs: 1,
+		Firmware: "/fw/OVMF_CODE.fd", FirmwareVars: "/fw/OVMF_VARS.fd"}
+	s, inTask, err := Build(vm, Options{Moor: "/moor", RunDir: "/b/vm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := devicemodel.TaskRunDir + "/" + devicemodel.VarsFile; inTask.FirmwareVars != want {
+		t.Errorf("in-task firmwareVars %q, want %q", inTask.FirmwareVars, want)
+	}
+	if vm.FirmwareVars != "/fw/OVMF_VARS.fd" {
+		t.Errorf("Build changed the description's firmwareVars to %q", vm.FirmwareVars)
+	}
+	for _, m := range s.Mounts {
+		if m.Source == vm.FirmwareVars {
+			t.Errorf("the template is mounted into the task: %+v", m)
 		}
 	}
 }
