@@ -4,6 +4,7 @@ set -euo pipefail
 pkgs=(
   busybox-static libseccomp-dev gcc make iproute2   # build, task rootfs, network tests
   qemu-system-x86 linux-image-amd64 cpio gzip       # hypervisor tasks: a real guest under TCG
+  ovmf                                              # mode fml: UEFI firmware and its variable store
 )
 missing=()
 for p in "${pkgs[@]}"; do
