@@ -2,7 +2,9 @@ package reaper
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"sync"
 
@@ -90,6 +92,19 @@ func (r *Reaper) OnOrphan(fn func(Reaped)) {
 	r.mu.Lock()
 	r.orphans = fn
 	r.mu.Unlock()
+}
+
+// Start starts cmd and hands its exit to onExit, from the reaper's
+// goroutine. cmd must never be waited for otherwise: the reaper is the
+// process's only waiter.
+func (r *Reaper) Start(cmd *exec.Cmd, onExit func(Reaped)) error {
+	release := r.HoldStarts()
+	defer release()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", cmd.Path, err)
+	}
+	r.Watch(cmd.Process.Pid, onExit)
+	return nil
 }
 
 // WaitChan returns a channel that receives pid's exit.

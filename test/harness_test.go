@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lf-edge/moor/cgroup"
+	"github.com/lf-edge/moor/reaper"
 	"github.com/lf-edge/moor/supervisor"
 )
 
@@ -64,27 +65,14 @@ func runUnderReaper() int {
 	cmd := exec.Command(os.Args[0], os.Args[1:]...)
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	if err := cmd.Start(); err != nil {
+	rp := reaper.NewReaper() // orphans are reaped and forgotten
+	defer rp.Close()
+	done := make(chan reaper.Reaped, 1)
+	if err := rp.Start(cmd, func(r reaper.Reaped) { done <- r }); err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL: start tests:", err)
 		return 1
 	}
-	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, 0, nil)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "FAIL: wait for tests:", err)
-			return 1
-		}
-		if pid == cmd.Process.Pid {
-			if ws.Signaled() {
-				return 128 + int(ws.Signal())
-			}
-			return ws.ExitStatus()
-		}
-	}
+	return (<-done).Code()
 }
 
 func setupAndRun(m *testing.M) (int, error) {

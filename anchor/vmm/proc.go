@@ -4,25 +4,11 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 
 	"github.com/lf-edge/moor/reaper"
 )
-
-// startChild starts cmd and hands its exit to onExit, from the reaper's
-// goroutine. cmd must never be waited for otherwise: the reaper is the
-// process's only waiter.
-func startChild(r *reaper.Reaper, cmd *exec.Cmd, onExit func(reaper.Reaped)) error {
-	release := r.HoldStarts()
-	defer release()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", cmd.Path, err)
-	}
-	r.Watch(cmd.Process.Pid, onExit)
-	return nil
-}
 
 // describe says how a child ended, for the run state.
 func describe(name string, r reaper.Reaped) string {

@@ -62,7 +62,7 @@ func (q *qemuBackend) start(ctx context.Context) error {
 	}
 	cmd := &exec.Cmd{Path: path, Args: argv, Dir: q.o.Dir, Stdout: os.Stdout, Stderr: os.Stderr}
 	q.o.Logger.Info("starting qemu", "argv", argv)
-	err = startChild(q.reaper, cmd, func(r reaper.Reaped) {
+	err = q.reaper.Start(cmd, func(r reaper.Reaped) {
 		close(q.exited)
 		q.events <- event{gone: true, clean: r.Status.Exited() && r.Status.ExitStatus() == 0,
 			state: devicemodel.GuestShutdown, reason: describe("qemu", r)}

@@ -135,7 +135,7 @@ func (r *reapedRunner) Run(ctx context.Context, args ...string) ([]byte, error) 
 	}
 	cmd := &exec.Cmd{Path: path, Args: append([]string{r.bin}, args...), Stdout: stdout, Stderr: stderr}
 	done := make(chan reaper.Reaped, 1)
-	if err := startChild(r.reaper, cmd, func(rp reaper.Reaped) { done <- rp }); err != nil {
+	if err := r.reaper.Start(cmd, func(rp reaper.Reaped) { done <- rp }); err != nil {
 		return nil, err
 	}
 	var rp reaper.Reaped

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/signal"
 
+	"github.com/lf-edge/moor/reaper"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,23 +30,11 @@ func runTop(args []string) (int, error) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	// Go makes "/" recursively private in the new mount namespace.
 	cmd.SysProcAttr = &unix.SysProcAttr{Unshareflags: unix.CLONE_NEWNS}
-	if err := cmd.Start(); err != nil {
+	rp := reaper.NewReaper() // orphans are reaped and forgotten
+	defer rp.Close()
+	done := make(chan reaper.Reaped, 1)
+	if err := rp.Start(cmd, func(r reaper.Reaped) { done <- r }); err != nil {
 		return 0, fmt.Errorf("start worker: %w", err)
 	}
-	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, 0, nil)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return 0, fmt.Errorf("wait for worker: %w", err)
-		}
-		if pid == cmd.Process.Pid {
-			if ws.Signaled() {
-				return 128 + int(ws.Signal()), nil
-			}
-			return ws.ExitStatus(), nil
-		}
-	}
+	return (<-done).Code(), nil
 }
