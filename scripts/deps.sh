@@ -5,6 +5,7 @@ pkgs=(
   busybox-static libseccomp-dev gcc make iproute2   # build, task rootfs, network tests
   qemu-system-x86 linux-image-amd64 cpio gzip       # hypervisor tasks: a real guest under TCG
   ovmf                                              # mode fml: UEFI firmware and its variable store
+  containerd runc podman conmon catatonit           # real clients: containerd's shim, its CRI plugin, podman
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -25,8 +25,12 @@ import (
 	"github.com/lf-edge/moor/supervisor"
 )
 
-// cgroupParent holds every cgroup this file's tests make.
-const cgroupParent = "/moor-test"
+// cgroupRunParent holds every cgroup of this run's tests: a folder of its
+// own under /moor-test, so that two runs on one host never meet.
+var cgroupRunParent = fmt.Sprintf("/moor-test/run-%d", os.Getpid())
+
+// cgroupParent holds the cgroups of most tests' tasks.
+var cgroupParent = cgroupRunParent
 
 // childEnv marks the test process that runs the tests, under the reaper.
 const childEnv = "MOOR_TEST_UNDER_REAPER"
@@ -192,7 +196,7 @@ func checkNothingLeft(dir string) error {
 		return err
 	}
 	for _, h := range hier {
-		parents, _ := filepath.Glob(filepath.Join(h, "moor-test*"))
+		parents, _ := filepath.Glob(filepath.Join(h, cgroupRunParent+"*"))
 		for _, p := range parents {
 			kids, _ := os.ReadDir(p)
 			for _, k := range kids {
@@ -202,6 +206,7 @@ func checkNothingLeft(dir string) error {
 			}
 			_ = os.Remove(p)
 		}
+		_ = os.Remove(filepath.Join(h, filepath.Dir(cgroupRunParent))) // when no other run holds it
 	}
 	mi, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
@@ -244,7 +249,7 @@ type bundle struct {
 }
 
 // newBundle makes a bundle whose task runs args in the busybox rootfs, in
-// its own namespaces (PID among them) and in cgroup /moor-test/<id>, with a
+// its own namespaces (PID among them) and in cgroup <cgroupParent>/<id>, with a
 // 64 MiB memory limit and 512 CPU shares.
 func newBundle(t *testing.T, args ...string) *bundle {
 	t.Helper()

@@ -19,7 +19,7 @@ import (
 
 // rootfsCgroupParent holds the cgroups of the tasks of this file and of
 // netdev_test.go and info_test.go.
-const rootfsCgroupParent = "/moor-test-rootfs"
+var rootfsCgroupParent = cgroupRunParent + "-rootfs"
 
 // newVolume makes a root volume: rootfs/ (a copy of the busybox rootfs,
 // with an "app" user and an "extra" group) and the image config given.

@@ -19,7 +19,7 @@ import (
 )
 
 // vmCgroupParent holds the cgroups of this file's hypervisor tasks.
-const vmCgroupParent = "/moor-test-vm"
+var vmCgroupParent = cgroupRunParent + "-vm"
 
 // Console markers the test guest's init prints.
 const (
