@@ -3,8 +3,9 @@
 // device model costs on top of the guest's RAM), the run state the anchor
 // publishes and its exit codes. Its backends build the device models' own
 // inputs: devicemodel/qemu (argv, -readconfig file, a QMP client) and
-// devicemodel/xl (the xl cfg and an xl driver); devicemodel/taskspec builds
-// the task's OCI spec.
+// devicemodel/xl (the xl cfg, an xl driver and its runners);
+// devicemodel/taskspec builds the task's OCI spec and devicemodel/bundle
+// writes the task's bundle and is its poststop hook.
 //
 // The VM description is JSON (see VM); Parse rejects unknown fields and
 // contradictions with an error that names the field.

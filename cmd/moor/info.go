@@ -1,15 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
-	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli"
 
@@ -17,10 +11,6 @@ import (
 	"github.com/lf-edge/moor/nsutil"
 	"github.com/lf-edge/moor/supervisor"
 )
-
-// clockTicks is USER_HZ, the unit of start times in /proc/<pid>/stat: 100
-// on every Linux architecture.
-const clockTicks = 100
 
 var infoCommand = cli.Command{
 	Name:      "info",
@@ -82,11 +72,7 @@ func taskInfo(sup *supervisor.Supervisor, ref string) (*info, error) {
 
 // readAnchor reads what /proc shows of process pid.
 func readAnchor(procRoot string, pid int) (*anchorInfo, error) {
-	stat, err := anchor.ReadStat(procRoot, pid)
-	if err != nil {
-		return nil, err
-	}
-	status, err := anchor.ReadStatus(procRoot, pid)
+	p, err := anchor.ReadProcess(procRoot, pid)
 	if err != nil {
 		return nil, err
 	}
@@ -94,41 +80,13 @@ func readAnchor(procRoot string, pid int) (*anchorInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	cg, err := cgroups.ParseCgroupFile(filepath.Join(procRoot, strconv.Itoa(pid), "cgroup"))
-	if err != nil {
-		return nil, fmt.Errorf("read cgroups of pid %d: %w", pid, err)
-	}
 	a := &anchorInfo{
-		PID: pid, Comm: stat.Comm, State: string(stat.State), PPID: stat.PPID,
-		StartTimeTicks: stat.StartTime, RSSKiB: status.RSSKiB, Threads: status.Threads,
-		Namespaces: ns, Cgroups: cg,
+		PID: pid, Comm: p.Comm, State: string(p.State), PPID: p.PPID,
+		StartTimeTicks: p.StartTime, RSSKiB: p.RSSKiB, Threads: p.Threads,
+		Namespaces: ns, Cgroups: p.Cgroups, Root: p.Root,
 	}
-	if boot, err := bootTime(procRoot); err == nil {
-		t := boot.Add(time.Duration(stat.StartTime) * time.Second / clockTicks).UTC()
-		a.StartedAt = &t
-	}
-	if root, err := os.Readlink(filepath.Join(procRoot, strconv.Itoa(pid), "root")); err == nil {
-		a.Root = root
+	if !p.StartedAt.IsZero() {
+		a.StartedAt = &p.StartedAt
 	}
 	return a, nil
-}
-
-// bootTime reads the btime line of /proc/stat.
-func bootTime(procRoot string) (time.Time, error) {
-	f, err := os.Open(filepath.Join(procRoot, "stat"))
-	if err != nil {
-		return time.Time{}, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "btime "); ok {
-			sec, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			if err != nil {
-				return time.Time{}, fmt.Errorf("parse btime: %w", err)
-			}
-			return time.Unix(sec, 0), nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("read boot time: no btime in %s/stat", procRoot)
 }

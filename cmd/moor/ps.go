@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/urfave/cli"
@@ -51,9 +49,9 @@ var psCommand = cli.Command{
 
 // cmdline is the process's command line, or [comm] for a kernel-side one.
 func cmdline(pid int, comm string) string {
-	b, err := os.ReadFile(filepath.Join(anchor.ProcRoot, strconv.Itoa(pid), "cmdline"))
-	if err != nil || len(b) == 0 {
+	args, err := anchor.ReadCmdline(anchor.ProcRoot, pid)
+	if err != nil || len(args) == 0 {
 		return "[" + comm + "]"
 	}
-	return string(bytes.ReplaceAll(bytes.TrimRight(b, "\x00"), []byte{0}, []byte{' '}))
+	return strings.Join(args, " ")
 }

@@ -1,0 +1,214 @@
+package bundle
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lf-edge/moor/devicemodel"
+	"github.com/lf-edge/moor/devicemodel/taskspec"
+	"github.com/lf-edge/moor/supervisor"
+)
+
+// SpecFile is the task's spec in the bundle.
+const SpecFile = "config.json"
+
+// RunDir is the run directory's name in the bundle.
+const RunDir = "vm"
+
+// AnchorBinary is the lean anchor's file name, looked for beside moor.
+const AnchorBinary = "moor-anchor"
+
+// Options say where a hypervisor task's pieces come from.
+type Options struct {
+	// Dir is the bundle directory; relative to the working directory
+	// when not absolute.
+	Dir string
+	// Moor is the moor binary (absolute, symlinks resolved): the
+	// poststop hook, and the anchor when there is no lean one.
+	Moor string
+	// Anchor is the lean anchor binary named by the caller, which must
+	// exist; empty takes AnchorBinary beside Moor when it is there.
+	Anchor string
+	// Loader is a loader bundle whose root holds the device model;
+	// empty runs it from the host's own root, read-only.
+	Loader string
+	// Grace is the anchor's wait between ACPI powerdown and hard stop.
+	Grace time.Duration
+	// DeviceModel is qemu's or xl's path inside the task; empty lets the
+	// anchor look it up in PATH.
+	DeviceModel string
+	// XL is xl's path on the host, to destroy a Xen domain at delete;
+	// empty looks for it in the loader's root, else in PATH.
+	XL string
+	// CgroupsPath is the task's cgroup; empty leaves the default.
+	CgroupsPath string
+}
+
+// Write writes the bundle of a hypervisor task for vm: Dir/config.json,
+// which must not exist yet, and the run directory Dir/vm.
+func Write(vm *devicemodel.VM, o Options) error {
+	bundle, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(bundle, SpecFile)
+	if _, err := os.Stat(cfgPath); err == nil {
+		return fmt.Errorf("%s exists already", cfgPath)
+	}
+	anchor, err := FindAnchor(o.Anchor, o.Moor)
+	if err != nil {
+		return err
+	}
+	to := taskspec.Options{
+		Moor: o.Moor, Anchor: anchor, RunDir: filepath.Join(bundle, RunDir), Grace: o.Grace,
+		DeviceModel: o.DeviceModel, XL: o.XL, CgroupsPath: o.CgroupsPath,
+	}
+	if o.Loader != "" {
+		if to.Loader, err = LoadLoader(o.Loader); err != nil {
+			return err
+		}
+	}
+	if vm.Hypervisor == devicemodel.Xen && to.XL == "" {
+		to.XL = findXL(to.Loader)
+	}
+	spec, inTask, err := taskspec.Build(vm, to)
+	if err != nil {
+		return err
+	}
+	if err := writeRunDir(to.RunDir, vm, inTask); err != nil {
+		return err
+	}
+	return writeJSON(cfgPath, spec)
+}
+
+// writeRunDir makes the task's run directory on the host: the VM
+// description as the task sees it and, for a VM with a UEFI variable
+// store, the VM's own copy of its template.
+func writeRunDir(dir string, vm, inTask *devicemodel.VM) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if vm.FirmwareVars != "" {
+		if err := copyOnce(vm.FirmwareVars, filepath.Join(dir, devicemodel.VarsFile)); err != nil {
+			return fmt.Errorf("firmwareVars: %w", err)
+		}
+	}
+	return writeJSON(filepath.Join(dir, devicemodel.VMFile), inTask)
+}
+
+// copyOnce copies the template src to dst, mode 0600, unless dst is there
+// already: a VM's variable store is made once, then kept. The copy is
+// written to a temporary file beside dst and hard-linked into place, a
+// rename that never replaces: a crash leaves no half copy at dst, and a
+// copy made meanwhile is kept.
+func copyOnce(src, dst string) error {
+	if _, err := os.Lstat(dst); err == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("read template: %w", err)
+	}
+	defer in.Close()
+	if fi, err := in.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("read template: %s is not a regular file", src)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*") // mode 0600
+	if err != nil {
+		return fmt.Errorf("copy template %s: %w", src, err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = io.Copy(tmp, in)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		if err = os.Link(tmp.Name(), dst); errors.Is(err, os.ErrExist) {
+			err = nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("copy template %s: %w", src, err)
+	}
+	return nil
+}
+
+// FindAnchor is the lean anchor's absolute path: the one named, which
+// must exist, else AnchorBinary beside moor; empty when there is none, so
+// that moor itself is the anchor.
+func FindAnchor(named, moor string) (string, error) {
+	if named == "" {
+		beside := filepath.Join(filepath.Dir(moor), AnchorBinary)
+		if fi, err := os.Stat(beside); err != nil || !fi.Mode().IsRegular() {
+			return "", nil
+		}
+		return beside, nil
+	}
+	p, err := filepath.Abs(named)
+	if err == nil {
+		p, err = filepath.EvalSymlinks(p)
+	}
+	if err != nil {
+		return "", fmt.Errorf("find anchor: %w", err)
+	}
+	if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("find anchor: %s is not a file", p)
+	}
+	return p, nil
+}
+
+// LoadLoader reads a loader bundle's spec, makes its root absolute and
+// checks that it can hold a hypervisor task.
+func LoadLoader(dir string) (*specs.Spec, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	s, err := supervisor.LoadSpec(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load loader: %w", err)
+	}
+	if s.Root == nil || s.Root.Path == "" {
+		return nil, fmt.Errorf("load loader %s: root.path is not set", dir)
+	}
+	if !filepath.IsAbs(s.Root.Path) {
+		s.Root.Path = filepath.Join(dir, s.Root.Path)
+	}
+	return s, taskspec.CheckLoader(s)
+}
+
+// xlPaths are where a loader's root may hold xl.
+var xlPaths = []string{"/usr/sbin/xl", "/usr/bin/xl", "/usr/local/sbin/xl"}
+
+// findXL finds xl on the host: in the loader's root, else in PATH.
+func findXL(loader *specs.Spec) string {
+	if loader != nil {
+		for _, p := range xlPaths {
+			if fi, err := os.Stat(filepath.Join(loader.Root.Path, p)); err == nil && !fi.IsDir() {
+				return filepath.Join(loader.Root.Path, p)
+			}
+		}
+		return ""
+	}
+	p, _ := exec.LookPath("xl")
+	return p
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "\t")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}

@@ -1,0 +1,19 @@
+// Package bundle writes the bundle of a hypervisor task and undoes, at
+// delete, what such a task leaves on the host. Write turns a VM
+// description into config.json (built by devicemodel/taskspec) and the
+// task's run directory: the VM description as the task sees it and, for
+// a VM with firmwareVars, the VM's own copy of its UEFI variable store,
+// made once and kept. Poststop is the task's poststop hook ("moor vm
+// poststop"): it destroys a Xen domain the anchor could not and removes
+// the sockets and files the device model left in the run directory.
+//
+// It is apart from devicemodel because it needs the runtime spec, which
+// the lean anchor (cmd/moor-anchor) must not link.
+//
+// It must not start tasks or signal processes; the only program it runs
+// is xl, for a Xen domain's destroy.
+//
+// Concurrency: Write and Poststop keep no state; two Writes to one bundle
+// must not run at once (the variable-store copy alone is safe: it never
+// replaces a copy that is there).
+package bundle
