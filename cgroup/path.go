@@ -1,26 +1,25 @@
 package cgroup
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/moby/sys/mountinfo"
+	"github.com/opencontainers/cgroups"
+	"github.com/opencontainers/cgroups/manager"
 )
-
-// ErrRelative is returned for a cgroup path that would land under the
-// caller's own cgroup.
-var ErrRelative = errors.New("cgroup path must be absolute")
 
 // DefaultPath is the cgroup of a task whose spec names none.
 func DefaultPath(namespace, id string) string {
 	return "/" + namespace + "/" + id
 }
 
-// CheckPath accepts an absolute cgroupfs path, or with systemd a
+// CheckPath accepts a cgroupfs path (a relative one lands under the
+// caller's own cgroup, as runc places it), or with systemd a
 // "slice:prefix:name" triple.
 func CheckPath(p string, systemd bool) error {
 	if systemd {
@@ -29,10 +28,7 @@ func CheckPath(p string, systemd bool) error {
 		}
 		return nil
 	}
-	if !path.IsAbs(p) {
-		return fmt.Errorf("cgroup path %q: %w", p, ErrRelative)
-	}
-	if path.Clean(p) == "/" {
+	if path.Clean(p) == "/" || path.Clean(p) == "." {
 		return fmt.Errorf("cgroup path %q: the root cgroup cannot hold a task", p)
 	}
 	return nil
@@ -93,3 +89,50 @@ func RemoveEmpty(hierarchies []string, paths []string) {
 
 // Exists reports whether the cgroup path exists in any hierarchy.
 func Exists(hierarchies []string, p string) bool { return existsInAny(hierarchies, p) }
+
+// LeafDirs are the directories, one per hierarchy, that the cgroup path p
+// resolves to, as libcontainer resolves it: a relative path is joined to
+// the caller's own cgroup in each hierarchy, as runc places it.
+func LeafDirs(p string) ([]string, error) {
+	m, err := manager.New(&cgroups.Cgroup{Path: p, Resources: &cgroups.Resources{}})
+	if err != nil {
+		return nil, fmt.Errorf("resolve cgroup path %q: %w", p, err)
+	}
+	var dirs []string
+	seen := map[string]bool{}
+	for _, d := range m.GetPaths() {
+		if !seen[d] {
+			seen[d] = true
+			dirs = append(dirs, d)
+		}
+	}
+	slices.Sort(dirs)
+	return dirs, nil
+}
+
+// MissingParentDirs lists the ancestors of the leaf directories that do
+// not exist yet, deepest last: the cgroups creating the leaves will make.
+func MissingParentDirs(leaves []string) []string {
+	var missing []string
+	for _, leaf := range leaves {
+		var chain []string
+		for dir := filepath.Dir(leaf); dir != "/" && dir != "."; dir = filepath.Dir(dir) {
+			if _, err := os.Stat(dir); err == nil {
+				break
+			}
+			chain = append([]string{dir}, chain...)
+		}
+		missing = append(missing, chain...)
+	}
+	return missing
+}
+
+// RemoveEmptyDirs removes the given cgroup directories, the deepest first;
+// one that still has children or processes is left alone.
+func RemoveEmptyDirs(dirs []string) {
+	sorted := slices.Clone(dirs)
+	slices.SortFunc(sorted, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
+	for _, d := range sorted {
+		_ = os.Remove(d)
+	}
+}

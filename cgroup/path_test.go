@@ -1,7 +1,6 @@
 package cgroup
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,14 +12,55 @@ func TestCheckPath(t *testing.T) {
 	if err := CheckPath("/default/web", false); err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckPath("default/web", false); !errors.Is(err, ErrRelative) {
-		t.Fatalf("relative path: %v", err)
+	if err := CheckPath("default/web", false); err != nil {
+		t.Fatalf("relative path (placed under the caller's cgroup, as runc does): %v", err)
+	}
+	if err := CheckPath(".", false); err == nil {
+		t.Fatal("the caller's own cgroup accepted")
 	}
 	if err := CheckPath("/", false); err == nil {
 		t.Fatal("root cgroup accepted")
 	}
 	if err := CheckPath("system.slice:moor:web", true); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestMissingParentDirsAndRemoveEmptyDirs(t *testing.T) {
+	h1, h2 := t.TempDir(), t.TempDir()
+	if err := os.MkdirAll(filepath.Join(h1, "own/a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(h2, "own"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	leaves := []string{filepath.Join(h1, "own/a/b/task"), filepath.Join(h2, "own/a/b/task")}
+	got := MissingParentDirs(leaves)
+	want := []string{filepath.Join(h1, "own/a/b"), filepath.Join(h2, "own/a"), filepath.Join(h2, "own/a/b")}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("MissingParentDirs = %v, want %v", got, want)
+	}
+	for _, l := range leaves {
+		if err := os.MkdirAll(l, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(h1, "own/a/b/other"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	RemoveEmptyDirs(got)
+	for dir, exists := range map[string]bool{
+		filepath.Join(h1, "own/a/b"): true, // holds another cgroup now
+		filepath.Join(h1, "own/a"):   true, // existed before
+		filepath.Join(h2, "own/a"):   false,
+		filepath.Join(h2, "own"):     true,
+	} {
+		if _, err := os.Stat(dir); (err == nil) != exists {
+			t.Errorf("%s: exists %v, want %v", dir, err == nil, exists)
+		}
 	}
 }
 

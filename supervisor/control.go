@@ -10,6 +10,7 @@ import (
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/cgroups/manager"
 	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/lf-edge/moor/anchor"
@@ -30,11 +31,17 @@ func (s *Supervisor) Signal(ref string, sig unix.Signal, all bool) error {
 		return fmt.Errorf("signal task: %w", err)
 	}
 	st := s.observe(rec)
+	if all {
+		// As runc: whatever is left in a stopped task's cgroup can be
+		// signalled too (containerd's shim sends kill --all 9 after the
+		// task's init exited).
+		if err := requireStatus("signal", rec.ID, st, Created, Running, Paused, Stopped); err != nil {
+			return err
+		}
+		return s.signalAll(rec, sig)
+	}
 	if err := requireStatus("signal", rec.ID, st, Created, Running, Paused); err != nil {
 		return err
-	}
-	if all {
-		return s.signalAll(rec, sig)
 	}
 	h, err := rec.Anchor.Open(s.opts.ProcRoot)
 	if err != nil {
@@ -55,6 +62,9 @@ func (s *Supervisor) Signal(ref string, sig unix.Signal, all bool) error {
 func (s *Supervisor) signalAll(rec *Record, sig unix.Signal) error {
 	pids, err := s.pids(rec)
 	if err != nil {
+		if rec.Status == Stopped || rec.Exit != nil || errors.Is(err, os.ErrNotExist) {
+			return nil // nothing is left of a stopped task
+		}
 		return fmt.Errorf("signal all of task %s: %w", rec.ID, err)
 	}
 	var errs []error
@@ -179,8 +189,9 @@ func (s *Supervisor) killRest(ctx context.Context, rec *Record) error {
 }
 
 // Delete removes a task: its cgroup, the parents moor made for it, its
-// mounts and its state. A running or paused task is refused unless force,
-// which kills it first. A created task is killed, as runc does.
+// mounts and its state. A created, running or paused task is refused
+// unless force, which kills it first (the runtime spec's rule; runc
+// deletes a created task without force).
 func (s *Supervisor) Delete(ctx context.Context, ref string, force bool) error {
 	rec, err := s.Resolve(ref)
 	if force && errors.Is(err, ErrCorrupt) {
@@ -191,7 +202,7 @@ func (s *Supervisor) Delete(ctx context.Context, ref string, force bool) error {
 	}
 	st := s.observe(rec)
 	if !force {
-		if err := requireStatus("delete", rec.ID, st, Created, Stopped, Creating); err != nil {
+		if err := requireStatus("delete", rec.ID, st, Stopped, Creating); err != nil {
 			return fmt.Errorf("%w (stop it first, or delete --force)", err)
 		}
 	}
@@ -215,7 +226,7 @@ func (s *Supervisor) Delete(ctx context.Context, ref string, force bool) error {
 	} else if err := s.destroyCgroup(rec); err != nil {
 		return fmt.Errorf("delete task %s: %w", rec.ID, err)
 	}
-	cgroup.RemoveEmpty(s.hierarchies(), rec.CgroupParents)
+	s.removeCgroupParents(rec)
 	if err := rootfs.Cleanup(s.store.ScratchDir(rec.Namespace, rec.ID)); err != nil {
 		return fmt.Errorf("delete task %s: %w", rec.ID, err)
 	}
@@ -228,8 +239,20 @@ func (s *Supervisor) Delete(ctx context.Context, ref string, force bool) error {
 	if err := s.store.Remove(rec.Namespace, rec.ID); err != nil {
 		return fmt.Errorf("delete task %s: %w", rec.ID, err)
 	}
+	if rec.Hooks != nil {
+		if err := runHooks(rec.Hooks.Poststop, rec, specs.StateStopped, 0); err != nil {
+			s.log.Warn("poststop hook failed", "id", rec.ID, "err", err)
+		}
+	}
 	s.log.Info("task deleted", "id", rec.ID)
 	return nil
+}
+
+// removeCgroupParents removes the parent cgroups moor made for the task,
+// those that are empty.
+func (s *Supervisor) removeCgroupParents(rec *Record) {
+	cgroup.RemoveEmpty(s.hierarchies(), rec.CgroupParents)
+	cgroup.RemoveEmptyDirs(rec.CgroupParentDirs)
 }
 
 // destroyCgroup removes the cgroup of a task whose libcontainer state is

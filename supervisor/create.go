@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"time"
 
@@ -35,7 +36,11 @@ func (s *Supervisor) checkCreate(o CreateOptions) (string, *specs.Spec, error) {
 	if err := checkID(o.ID); err != nil {
 		return "", nil, fmt.Errorf("create task: %w", err)
 	}
-	if err := ValidateSpec(o.Spec); err != nil {
+	validate := RequireMinimumSpec
+	if s.opts.AnySpec && !wantsMinimumSpec(o.Spec) {
+		validate = ValidateSpec
+	}
+	if err := validate(o.Spec); err != nil {
 		return "", nil, fmt.Errorf("create task %s: %w", o.ID, err)
 	}
 	bundle, err := filepath.Abs(o.Bundle)
@@ -86,6 +91,7 @@ func (s *Supervisor) Create(ctx context.Context, o CreateOptions) (*Record, erro
 		return nil, fmt.Errorf("create task %s: %w: %w", o.ID, ErrInvalidSpec, err)
 	}
 	setBundleLabel(cfg, bundle)
+	hooks := arrangeHooks(cfg, s.opts.HookRunner)
 	proc, err := newProcess(spec.Process, o.IO, true)
 	if err != nil {
 		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
@@ -102,6 +108,14 @@ func (s *Supervisor) Create(ctx context.Context, o CreateOptions) (*Record, erro
 		Annotations:   spec.Annotations,
 		CgroupPath:    spec.Linux.CgroupsPath,
 		CgroupParents: cgroup.MissingAncestors(hier, spec.Linux.CgroupsPath),
+		Hooks:         hooks,
+	}
+	if !path.IsAbs(rec.CgroupPath) && !s.opts.SystemdCgroup {
+		leaves, err := cgroup.LeafDirs(rec.CgroupPath)
+		if err != nil {
+			return nil, fmt.Errorf("create task %s: %w", o.ID, err)
+		}
+		rec.CgroupParents, rec.CgroupParentDirs = nil, cgroup.MissingParentDirs(leaves)
 	}
 	c, err := libcontainer.Create(s.store.NamespaceDir(s.opts.Namespace), o.ID, cfg)
 	if err != nil {
@@ -114,7 +128,7 @@ func (s *Supervisor) Create(ctx context.Context, o CreateOptions) (*Record, erro
 		if err := c.Destroy(); err != nil {
 			s.log.Warn("undo create: destroy container", "id", o.ID, "err", err)
 		}
-		cgroup.RemoveEmpty(hier, rec.CgroupParents)
+		s.removeCgroupParents(rec)
 		_ = s.store.Remove(s.opts.Namespace, o.ID)
 	})
 	if err := os.Chmod(s.store.Dir(s.opts.Namespace, o.ID), 0o700); err != nil {
@@ -202,6 +216,11 @@ func (s *Supervisor) Start(ctx context.Context, ref string) (*Record, error) {
 	}
 	if err := s.setStatus(rec, Running); err != nil {
 		return nil, fmt.Errorf("start task %s: %w", rec.ID, err)
+	}
+	if rec.Hooks != nil {
+		if err := runHooks(rec.Hooks.Poststart, rec, specs.StateRunning, rec.Anchor.PID); err != nil {
+			s.log.Warn("poststart hook failed", "id", rec.ID, "err", err)
+		}
 	}
 	s.log.Info("task started", "id", rec.ID, "pid", rec.Anchor.PID)
 	return rec, nil

@@ -118,7 +118,8 @@ func (m *Manager) Run(ctx context.Context) error {
 	rp.OnOrphan(func(r reaper.Reaped) { m.log.Debug("reaped orphan", "pid", r.PID, "code", r.Code()) })
 	sup, err := New(Options{
 		Root: m.opts.Root, Namespace: m.opts.Namespace, Logger: m.opts.Logger, Reaper: rp,
-		OnExit: func(id string, ex *Exit) { m.post(func() { m.handleExit(id, ex) }) },
+		AnySpec: true, // system tasks: linuxkit writes their specs, often without limits
+		OnExit:  func(id string, ex *Exit) { m.post(func() { m.handleExit(id, ex) }) },
 	})
 	if err != nil {
 		return err

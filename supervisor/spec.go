@@ -7,7 +7,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
+	"strings"
 
+	"github.com/opencontainers/runc/libcontainer/capabilities"
 	"github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/lf-edge/moor/cgroup"
@@ -21,13 +24,22 @@ func specErr(field, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrInvalidSpec, field, fmt.Sprintf(format, args...))
 }
 
-// ValidateSpec checks the minimum viable spec of a task (root,
-// process.args, linux.resources.memory, linux.resources.cpu) and the values
-// moor would otherwise pass to the kernel unchecked. Properties it does not
-// know are left alone.
+// MinimumSpecAnnotation, set to "true" in a spec, asks that the task meet
+// the minimum viable spec whatever the caller's options say.
+const MinimumSpecAnnotation = "moor.require-minimum-spec"
+
+// ValidateSpec checks what every task needs, as runc does (root,
+// process.args, a linux section) and the values moor would otherwise pass
+// to the kernel unchecked or that libcontainer would refuse only after
+// something was made: resources that are set, capability and rlimit names,
+// ociVersion. Resources may be absent. Properties it does not know are
+// left alone.
 func ValidateSpec(s *specs.Spec) error {
 	if s == nil {
 		return specErr("spec", "is empty")
+	}
+	if err := validateVersion(s.Version); err != nil {
+		return err
 	}
 	if s.Root == nil || s.Root.Path == "" {
 		return specErr("root.path", "must be set")
@@ -41,37 +53,122 @@ func ValidateSpec(s *specs.Spec) error {
 	if s.Process.Cwd != "" && !path.IsAbs(s.Process.Cwd) {
 		return specErr("process.cwd", "%q is not absolute", s.Process.Cwd)
 	}
+	if err := validateProcessNames(s.Process); err != nil {
+		return err
+	}
 	if s.Linux == nil {
 		return specErr("linux", "must be set")
 	}
-	if s.Linux.Resources == nil {
+	if r := s.Linux.Resources; r != nil {
+		if err := validateMemory(r.Memory); err != nil {
+			return err
+		}
+		if err := validateCPU(r.CPU); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RequireMinimumSpec checks the minimum viable spec of a user-defined task
+// (the rule of EVE's task manager): ValidateSpec, and a memory limit and a
+// CPU share, quota or set.
+func RequireMinimumSpec(s *specs.Spec) error {
+	if err := ValidateSpec(s); err != nil {
+		return err
+	}
+	r := s.Linux.Resources
+	if r == nil {
 		return specErr("linux.resources", "must be set (memory and cpu)")
 	}
-	if err := validateMemory(s.Linux.Resources.Memory); err != nil {
-		return err
+	if r.Memory == nil {
+		return specErr("linux.resources.memory", "must be set")
 	}
-	if err := validateCPU(s.Linux.Resources.CPU); err != nil {
-		return err
+	if r.Memory.Limit == nil || *r.Memory.Limit <= 0 {
+		return specErr("linux.resources.memory.limit", "must be a positive number of bytes")
 	}
-	if p := s.Linux.Resources.Pids; p != nil && p.Limit != nil && *p.Limit == 0 {
+	if c := r.CPU; c == nil || (c.Shares == nil && c.Quota == nil && c.Cpus == "") {
+		return specErr("linux.resources.cpu", "must set shares, quota or cpus")
+	}
+	if p := r.Pids; p != nil && p.Limit != nil && *p.Limit == 0 {
 		return specErr("linux.resources.pids.limit", "0 would forbid every process; use -1 for no limit")
 	}
 	return nil
 }
 
+// wantsMinimumSpec reports whether the spec asks for the minimum viable
+// spec rule itself.
+func wantsMinimumSpec(s *specs.Spec) bool {
+	return s != nil && s.Annotations[MinimumSpecAnnotation] == "true"
+}
+
+// validateVersion accepts an ociVersion of major version 1 (or none).
+func validateVersion(v string) error {
+	if v == "" {
+		return nil
+	}
+	major, rest, _ := strings.Cut(v, ".")
+	if major != "1" || rest == "" {
+		return specErr("ociVersion", "%q: unsupported, want 1.x.y", v)
+	}
+	return nil
+}
+
+// validateProcessNames checks the capability and rlimit names of a
+// process: runc refuses an unknown rlimit only once the task's namespaces
+// exist, and drops an unknown capability with a warning.
+func validateProcessNames(p *specs.Process) error {
+	if c := p.Capabilities; c != nil {
+		known := capabilities.KnownCapabilities()
+		sets := map[string][]string{"bounding": c.Bounding, "effective": c.Effective,
+			"inheritable": c.Inheritable, "permitted": c.Permitted, "ambient": c.Ambient}
+		for set, caps := range sets {
+			for _, name := range caps {
+				if !slices.Contains(known, name) {
+					return specErr("process.capabilities."+set, "%q: unknown capability", name)
+				}
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, r := range p.Rlimits {
+		if !slices.Contains(rlimitNames, r.Type) {
+			return specErr("process.rlimits", "%q: unknown rlimit", r.Type)
+		}
+		if seen[r.Type] {
+			return specErr("process.rlimits", "%q: given twice", r.Type)
+		}
+		seen[r.Type] = true
+		if r.Soft > r.Hard {
+			return specErr("process.rlimits", "%s: soft limit %d above hard limit %d", r.Type, r.Soft, r.Hard)
+		}
+	}
+	return nil
+}
+
+// rlimitNames are the POSIX rlimits Linux knows.
+var rlimitNames = []string{
+	"RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE",
+	"RLIMIT_LOCKS", "RLIMIT_MEMLOCK", "RLIMIT_MSGQUEUE", "RLIMIT_NICE",
+	"RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_RSS", "RLIMIT_RTPRIO",
+	"RLIMIT_RTTIME", "RLIMIT_SIGPENDING", "RLIMIT_STACK",
+}
+
+// validateMemory checks a memory section's values: a limit of 0 or none is
+// no limit, -1 is unlimited.
 func validateMemory(m *specs.LinuxMemory) error {
 	const field = "linux.resources.memory"
-	if m == nil {
-		return specErr(field, "must be set")
-	}
-	if m.Limit == nil {
-		return specErr(field+".limit", "must be set (bytes)")
+	if m == nil || m.Limit == nil {
+		return nil
 	}
 	limit := *m.Limit
-	if limit <= 0 {
-		return specErr(field+".limit", "%d: must be a positive number of bytes", limit)
+	if limit < -1 {
+		return specErr(field+".limit", "%d: must be a positive number of bytes (or -1, unlimited)", limit)
 	}
-	if m.Swap != nil && *m.Swap != -1 && *m.Swap < limit {
+	if limit <= 0 {
+		return nil
+	}
+	if m.Swap != nil && *m.Swap != -1 && *m.Swap != 0 && *m.Swap < limit {
 		return specErr(field+".swap", "%d: must be -1 or at least the limit (%d): it counts memory and swap together", *m.Swap, limit)
 	}
 	if m.Reservation != nil && *m.Reservation > limit {
@@ -80,21 +177,19 @@ func validateMemory(m *specs.LinuxMemory) error {
 	return nil
 }
 
+// validateCPU checks a CPU section's values; 0 means unset, as in runc.
 func validateCPU(c *specs.LinuxCPU) error {
 	const field = "linux.resources.cpu"
 	if c == nil {
-		return specErr(field, "must be set (shares, quota/period or cpus)")
+		return nil
 	}
-	if c.Shares == nil && c.Quota == nil && c.Cpus == "" {
-		return specErr(field, "must set shares, quota or cpus")
-	}
-	if c.Shares != nil && (*c.Shares < 2 || *c.Shares > 262144) {
+	if c.Shares != nil && *c.Shares != 0 && (*c.Shares < 2 || *c.Shares > 262144) {
 		return specErr(field+".shares", "%d: must be 2 to 262144", *c.Shares)
 	}
-	if c.Period != nil && (*c.Period < 1000 || *c.Period > 1000000) {
+	if c.Period != nil && *c.Period != 0 && (*c.Period < 1000 || *c.Period > 1000000) {
 		return specErr(field+".period", "%d: must be 1000 to 1000000 microseconds", *c.Period)
 	}
-	if c.Quota != nil && *c.Quota != -1 && *c.Quota < 1000 {
+	if c.Quota != nil && *c.Quota != -1 && *c.Quota != 0 && *c.Quota < 1000 {
 		return specErr(field+".quota", "%d: must be -1 or at least 1000 microseconds", *c.Quota)
 	}
 	if c.Cpus != "" {

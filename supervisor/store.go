@@ -70,13 +70,20 @@ type Record struct {
 	Anchor      anchor.Identity   `json:"anchor"`
 	Created     time.Time         `json:"created"`
 	Annotations map[string]string `json:"annotations,omitempty"`
-	// CgroupPath is the task's cgroup, absolute.
+	// CgroupPath is the task's cgroup as its spec gave it: absolute, or
+	// relative to the cgroup of the process that created the task.
 	CgroupPath string `json:"cgroupPath"`
-	// CgroupParents are the ancestors of CgroupPath that moor created and
-	// removes at delete once empty.
+	// CgroupParents are the ancestors of an absolute CgroupPath that moor
+	// created and removes at delete once empty.
 	CgroupParents []string `json:"cgroupParents,omitempty"`
-	Exit          *Exit    `json:"exit,omitempty"`
-	Restarts      int      `json:"restarts,omitempty"`
+	// CgroupParentDirs are the same for a relative CgroupPath, as
+	// directories of each hierarchy (they depend on the creator's cgroup).
+	CgroupParentDirs []string `json:"cgroupParentDirs,omitempty"`
+	// Hooks are the spec's poststart and poststop hooks, which moor runs
+	// itself.
+	Hooks    *specs.Hooks `json:"hooks,omitempty"`
+	Exit     *Exit        `json:"exit,omitempty"`
+	Restarts int          `json:"restarts,omitempty"`
 }
 
 // Store keeps task state under root: one directory per task at

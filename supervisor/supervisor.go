@@ -32,8 +32,19 @@ type Options struct {
 	Root          string // state root; DefaultRoot when empty
 	Namespace     string // task namespace; DefaultNamespace when empty
 	Logger        *slog.Logger
-	SystemdCgroup bool   // use the systemd cgroup driver (only where systemd runs)
-	ProcRoot      string // procfs; anchor.ProcRoot when empty
+	SystemdCgroup bool // use the systemd cgroup driver (only where systemd runs)
+	// AnySpec accepts every spec runc accepts, as the OCI verbs and a
+	// linuxkit-built system tree need. Without it, Create holds a task to
+	// the minimum viable spec of a user-defined task (RequireMinimumSpec),
+	// EVE's rule. A spec with the MinimumSpecAnnotation is held to it
+	// either way.
+	AnySpec bool
+	// HookRunner is a moor binary (one that has the hook verb) that runs
+	// prestart, createRuntime and createContainer hooks so that they get
+	// the status "created" on stdin; without it they get libcontainer's
+	// "creating".
+	HookRunner string
+	ProcRoot   string // procfs; anchor.ProcRoot when empty
 	// Reaper, when set, is the process's reaper: tasks this Supervisor
 	// creates are watched and their exits recorded. Without one the caller
 	// is not the anchors' reaper and exits are only seen as "stopped".

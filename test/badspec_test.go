@@ -9,27 +9,37 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// TestBadSpecLeavesNothing: a spec missing or getting wrong a field of the
-// minimum viable spec is refused with an error naming the field, a non-zero
-// exit, and no cgroup or state left behind.
+// TestBadSpecLeavesNothing: a spec that gets wrong what every task needs,
+// or (when asked for) the minimum viable spec, is refused with an error
+// naming the field, a non-zero exit, and no cgroup or state left behind.
 func TestBadSpecLeavesNothing(t *testing.T) {
 	neg, tiny, low := int64(-5), int64(10), uint64(1)
+	minimum := []string{"--require-minimum-spec"}
 	cases := []struct {
 		name, field string
 		mutate      func(*specs.Spec)
+		global      []string // flags before the verb
 	}{
-		{"no root", "root.path", func(s *specs.Spec) { s.Root = nil }},
-		{"root missing", "root.path", func(s *specs.Spec) { s.Root.Path = "/nonexistent-moor-root" }},
-		{"no args", "process.args", func(s *specs.Spec) { s.Process.Args = nil }},
-		{"no process", "process", func(s *specs.Spec) { s.Process = nil }},
-		{"no memory", "linux.resources.memory", func(s *specs.Spec) { s.Linux.Resources.Memory = nil }},
-		{"negative memory", "linux.resources.memory.limit", func(s *specs.Spec) { s.Linux.Resources.Memory.Limit = &neg }},
-		{"no cpu", "linux.resources.cpu", func(s *specs.Spec) { s.Linux.Resources.CPU = nil }},
-		{"tiny quota", "linux.resources.cpu.quota", func(s *specs.Spec) { s.Linux.Resources.CPU.Quota = &tiny }},
-		{"low shares", "linux.resources.cpu.shares", func(s *specs.Spec) { s.Linux.Resources.CPU.Shares = &low }},
-		{"bad cpuset", "linux.resources.cpu.cpus", func(s *specs.Spec) { s.Linux.Resources.CPU.Cpus = "3-1" }},
-		{"relative cgroup", "linux.cgroupsPath", func(s *specs.Spec) { s.Linux.CgroupsPath = "moor-test/relative" }},
-		{"missing program", "sh-that-is-not-there", func(s *specs.Spec) { s.Process.Args = []string{"sh-that-is-not-there"} }},
+		{"no root", "root.path", func(s *specs.Spec) { s.Root = nil }, nil},
+		{"root missing", "root.path", func(s *specs.Spec) { s.Root.Path = "/nonexistent-moor-root" }, nil},
+		{"no args", "process.args", func(s *specs.Spec) { s.Process.Args = nil }, nil},
+		{"no process", "process", func(s *specs.Spec) { s.Process = nil }, nil},
+		{"negative memory", "linux.resources.memory.limit", func(s *specs.Spec) { s.Linux.Resources.Memory.Limit = &neg }, nil},
+		{"tiny quota", "linux.resources.cpu.quota", func(s *specs.Spec) { s.Linux.Resources.CPU.Quota = &tiny }, nil},
+		{"low shares", "linux.resources.cpu.shares", func(s *specs.Spec) { s.Linux.Resources.CPU.Shares = &low }, nil},
+		{"bad cpuset", "linux.resources.cpu.cpus", func(s *specs.Spec) { s.Linux.Resources.CPU.Cpus = "3-1" }, nil},
+		{"unknown capability", "CAP_TELEPORT", func(s *specs.Spec) {
+			s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_TELEPORT")
+		}, nil},
+		{"unknown rlimit", "RLIMIT_TEA", func(s *specs.Spec) { s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_TEA", Hard: 1, Soft: 1}} }, nil},
+		{"unknown ociVersion", "ociVersion", func(s *specs.Spec) { s.Version = "9.9.9" }, nil},
+		{"missing program", "sh-that-is-not-there", func(s *specs.Spec) { s.Process.Args = []string{"sh-that-is-not-there"} }, nil},
+		{"minimum: no memory", "linux.resources.memory", func(s *specs.Spec) { s.Linux.Resources.Memory = nil }, minimum},
+		{"minimum: no cpu", "linux.resources.cpu", func(s *specs.Spec) { s.Linux.Resources.CPU = nil }, minimum},
+		{"minimum by annotation", "linux.resources.memory", func(s *specs.Spec) {
+			s.Linux.Resources.Memory = nil
+			s.Annotations = map[string]string{"moor.require-minimum-spec": "true"}
+		}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -37,7 +47,7 @@ func TestBadSpecLeavesNothing(t *testing.T) {
 			c.mutate(b.Spec)
 			b.write(t)
 			t.Cleanup(func() { moor(t, "delete", "--force", b.ID) })
-			r := moor(t, "create", "--bundle", b.Dir, b.ID)
+			r := moor(t, append(c.global, "create", "--bundle", b.Dir, b.ID)...)
 			if r.Code == 0 || !strings.Contains(r.Stderr, c.field) {
 				t.Fatalf("create: %v, want an error naming %s", r, c.field)
 			}
@@ -65,7 +75,7 @@ func TestBadSpecLeavesNothing(t *testing.T) {
 		}
 		t.Cleanup(func() { moor(t, "delete", "--force", b.ID) })
 		mustMoor(t, "create", "--bundle", b.Dir, b.ID)
-		mustMoor(t, "delete", b.ID)
+		mustMoor(t, "delete", "--force", b.ID)
 	})
 }
 

@@ -32,14 +32,15 @@ func newApp() *cli.App {
 		cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format: text or json"},
 		cli.BoolFlag{Name: "debug", Usage: "log debug messages"},
 		cli.BoolFlag{Name: "systemd-cgroup", Usage: "use systemd's cgroup driver (only where systemd runs)"},
+		cli.BoolFlag{Name: "require-minimum-spec", Usage: "hold created tasks to the minimum viable spec of a user-defined task (root, process.args, memory limit, CPU)"},
 	}
 	app.Before = setupLogging
 	app.Commands = []cli.Command{
 		specCommand, createCommand, startCommand, stateCommand, killCommand,
 		deleteCommand, runCommand, listCommand, psCommand, execCommand,
-		pauseCommand, resumeCommand, featuresCommand, stopCommand, superviseCommand, updateCommand,
+		pauseCommand, resumeCommand, featuresCommand, eventsCommand, stopCommand, superviseCommand, updateCommand,
 		anchorCommand, vmCommand,
-		infoCommand,
+		infoCommand, hookCommand,
 	}
 	return app
 }
@@ -104,6 +105,8 @@ func newSupervisor(ctx *cli.Context, reaper *reaper.Reaper) (*supervisor.Supervi
 		Namespace:     ctx.GlobalString("namespace"),
 		Logger:        logger,
 		SystemdCgroup: ctx.GlobalBool("systemd-cgroup"),
+		AnySpec:       !ctx.GlobalBool("require-minimum-spec"),
+		HookRunner:    hookRunner(),
 		Reaper:        reaper,
 	})
 }
@@ -130,4 +133,14 @@ func taskAction(fn func(ctx *cli.Context, sup *supervisor.Supervisor, ref string
 		}
 		return fn(ctx, sup, ref)
 	}
+}
+
+// hookRunner is this moor binary, which runs hooks with the status of
+// their moment (the hook verb), or "" when it cannot be found.
+func hookRunner() string {
+	self, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	return self
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli"
+
+	"github.com/lf-edge/moor/supervisor"
 )
 
 var specCommand = cli.Command{
@@ -47,6 +49,10 @@ over the result (see the README for the format).`,
 		if seeded(ctx) {
 			s, err := seededSpec(ctx)
 			if err != nil {
+				return fmt.Errorf("spec: %w", err)
+			}
+			// A seeded spec is a user-defined task's: EVE's rule holds.
+			if err := supervisor.RequireMinimumSpec(s); err != nil {
 				return fmt.Errorf("spec: %w", err)
 			}
 			spec = s

@@ -1,0 +1,185 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/opencontainers/cgroups"
+	"github.com/opencontainers/runc/libcontainer"
+
+	"github.com/lf-edge/moor/anchor"
+	"github.com/lf-edge/moor/cgroup"
+)
+
+// Stats reads the statistics of a live task's cgroup (CPU, memory, pids,
+// block I/O, hugetlb) through libcontainer's cgroup manager.
+func (s *Supervisor) Stats(ref string) (*cgroups.Stats, error) {
+	rec, err := s.Resolve(ref)
+	if err != nil {
+		return nil, fmt.Errorf("read stats: %w", err)
+	}
+	c, err := s.liveContainer("read stats of", rec)
+	if err != nil {
+		return nil, err
+	}
+	return s.stats(rec, c)
+}
+
+// liveContainer loads the container of a task that is created, running or
+// paused, and refuses any other.
+func (s *Supervisor) liveContainer(action string, rec *Record) (*libcontainer.Container, error) {
+	st, c := s.inspect(rec)
+	if err := requireStatus(action, rec.ID, st, Created, Running, Paused); err != nil {
+		return nil, err
+	}
+	return s.loaded(rec, c)
+}
+
+func (s *Supervisor) stats(rec *Record, c *libcontainer.Container) (*cgroups.Stats, error) {
+	ls, err := c.Stats()
+	if err != nil {
+		return nil, fmt.Errorf("read stats of task %s: %w", rec.ID, err)
+	}
+	return ls.CgroupStats, nil
+}
+
+// EventKind says what an Event reports.
+type EventKind int
+
+const (
+	// EventStats carries the task's cgroup statistics.
+	EventStats EventKind = iota + 1
+	// EventOOM reports one OOM kill in the task's cgroup.
+	EventOOM
+)
+
+// Event is one report of Events.
+type Event struct {
+	Kind  EventKind
+	ID    string         // the task's ID
+	Stats *cgroups.Stats // EventStats only
+}
+
+// Events reports a live task to fn until its anchor exits: its cgroup
+// statistics every interval (the first after one interval) and an EventOOM
+// for each OOM kill its cgroup records from now on. It returns nil once the
+// anchor is gone and the last OOM kills are reported, ctx's error when ctx
+// ends first, and fn's error as soon as fn fails. A failed statistics read
+// is logged and skipped, as the task may be exiting.
+//
+// OOM kills are counted in the cgroup (memory.events or memory.oom_control)
+// whenever the kernel's OOM notification fires, at every interval, and
+// once more after the anchor has exited.
+func (s *Supervisor) Events(ctx context.Context, ref string, interval time.Duration, fn func(Event) error) error {
+	if interval <= 0 {
+		return fmt.Errorf("watch events: interval %v: must be positive", interval)
+	}
+	rec, err := s.Resolve(ref)
+	if err != nil {
+		return fmt.Errorf("watch events: %w", err)
+	}
+	c, err := s.liveContainer("watch events of", rec)
+	if err != nil {
+		return err
+	}
+	gone, err := s.watchGone(ctx, rec)
+	if err != nil {
+		return err
+	}
+	oom := s.newOOMCounter(rec, c)
+	notify, err := c.NotifyOOM()
+	if err != nil {
+		s.log.Debug("no OOM notification: OOM kills are counted at each interval", "id", rec.ID, "err", err)
+		notify = nil
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("watch events of task %s: %w", rec.ID, ctx.Err())
+		case <-gone:
+			return oom.report(fn)
+		case _, ok := <-notify:
+			if !ok {
+				notify = nil // the cgroup is gone
+				continue
+			}
+			if err := oom.report(fn); err != nil {
+				return err
+			}
+		case <-tick.C:
+			st, err := s.stats(rec, c)
+			if err != nil {
+				s.log.Warn("read stats", "id", rec.ID, "err", err)
+			} else if err := fn(Event{Kind: EventStats, ID: rec.ID, Stats: st}); err != nil {
+				return err
+			}
+			if err := oom.report(fn); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// watchGone returns a channel closed when the task's anchor has exited.
+func (s *Supervisor) watchGone(ctx context.Context, rec *Record) (<-chan struct{}, error) {
+	gone := make(chan struct{})
+	h, err := rec.Anchor.Open(s.opts.ProcRoot)
+	if errors.Is(err, anchor.ErrGone) {
+		close(gone)
+		return gone, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("watch events of task %s: %w", rec.ID, err)
+	}
+	go func() {
+		defer h.Close()
+		if err := h.Wait(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("watch anchor", "id", rec.ID, "err", err)
+		}
+		close(gone)
+	}()
+	return gone, nil
+}
+
+// oomCounter turns the growth of a cgroup's OOM kill count into events.
+type oomCounter struct {
+	id   string
+	dir  string // the memory cgroup; "" when the task has none
+	seen uint64
+}
+
+func (s *Supervisor) newOOMCounter(rec *Record, c *libcontainer.Container) *oomCounter {
+	o := &oomCounter{id: rec.ID, dir: memoryDir(c)}
+	if o.dir == "" {
+		s.log.Warn("task has no memory cgroup: no OOM events", "id", rec.ID)
+		return o
+	}
+	n, err := cgroup.OOMKills(o.dir)
+	if err != nil {
+		s.log.Warn("read OOM kills: no OOM events", "id", rec.ID, "err", err)
+		o.dir = ""
+	}
+	o.seen = n
+	return o
+}
+
+// report sends an EventOOM for each OOM kill counted since the last call.
+func (o *oomCounter) report(fn func(Event) error) error {
+	if o.dir == "" {
+		return nil
+	}
+	n, err := cgroup.OOMKills(o.dir)
+	if err != nil {
+		return nil // the cgroup went with the task
+	}
+	for ; o.seen < n; o.seen++ {
+		if err := fn(Event{Kind: EventOOM, ID: o.id}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
