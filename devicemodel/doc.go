@@ -16,8 +16,9 @@
 // ReadRunState reads from the host through the spec's annotations.
 //
 // It must not fork tasks or signal processes: the supervisor and the
-// anchor (anchor/vmm) do that. It must not import OCI or container
-// packages either: the lean anchor binary (cmd/moor-anchor) links it.
+// anchor (anchor/vmm) do that. It must not import OCI, container or
+// cgroup packages either (of moor's own, only cpulist and ifname): the
+// lean anchor binary (cmd/moor-anchor) links it.
 // Everything here except the probes (HostProbe) and the run-state file
 // helpers is pure.
 //

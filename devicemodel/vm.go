@@ -8,7 +8,8 @@ import (
 	"net"
 	"path/filepath"
 
-	"github.com/lf-edge/moor/cgroup"
+	"github.com/lf-edge/moor/cpulist"
+	"github.com/lf-edge/moor/ifname"
 )
 
 // ErrInvalidVM is returned for a VM description with an unknown, missing,
@@ -127,9 +128,6 @@ func (vm *VM) SetDefaults(probe Probe) {
 // validName: 1-64 letters, digits and _.-, a letter or digit first.
 func validName(s string) bool { return wordOf(s, 64) && isAlnum(s[0]) }
 
-// validIfName: an interface name, 1-15 letters, digits and _.-.
-func validIfName(s string) bool { return wordOf(s, 15) }
-
 // wordOf reports whether s is 1 to max letters, digits and _.-. (Plain
 // loops, not regexps: the anchor parses descriptions too and should not
 // carry a regexp engine.)
@@ -192,7 +190,7 @@ func (vm *VM) Validate() error {
 		return vmErr("vmmMaxMemMiB", "%d: must not be negative", vm.VMMMaxMemMiB)
 	}
 	if vm.CPUs != "" {
-		if _, err := cgroup.ParseCPUList(vm.CPUs); err != nil {
+		if _, err := cpulist.Parse(vm.CPUs); err != nil {
 			return vmErr("cpus", "%q: %v", vm.CPUs, err)
 		}
 	}
@@ -276,7 +274,7 @@ func (vm *VM) validateNICs() error {
 	seen := map[string]bool{}
 	for i, n := range vm.NICs {
 		field := fmt.Sprintf("nics[%d]", i)
-		if !validIfName(n.Tap) {
+		if !ifname.Valid(n.Tap) {
 			return vmErr(field+".tap", "%q: want 1-15 letters, digits and _.-", n.Tap)
 		}
 		if seen[n.Tap] {
@@ -292,7 +290,7 @@ func (vm *VM) validateNICs() error {
 				return vmErr(field+".mac", "%q is a multicast address", n.MAC)
 			}
 		}
-		if n.Bridge != "" && !validIfName(n.Bridge) {
+		if n.Bridge != "" && !ifname.Valid(n.Bridge) {
 			return vmErr(field+".bridge", "%q is not an interface name", n.Bridge)
 		}
 	}
@@ -304,7 +302,7 @@ func CPUList(s string) []int {
 	if s == "" {
 		return nil
 	}
-	cpus, _ := cgroup.ParseCPUList(s)
+	cpus, _ := cpulist.Parse(s)
 	return cpus
 }
 

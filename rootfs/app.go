@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"strconv"
 	"strings"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lf-edge/moor/cpulist"
+	"github.com/lf-edge/moor/ifname"
 )
 
 // WritableAnnotation, set to "true", asks for a writable root: an overlay
@@ -94,12 +96,12 @@ func (a *App) Validate() error {
 		return appErr("cpus", "%d: must be positive", a.CPUs)
 	}
 	if a.CPUSet != "" {
-		n, err := countCPUs(a.CPUSet)
+		cpus, err := cpulist.Parse(a.CPUSet)
 		if err != nil {
 			return appErr("cpuset", "%q: %v", a.CPUSet, err)
 		}
-		if a.CPUs > n {
-			return appErr("cpus", "%d is more than the %d CPUs of cpuset %q", a.CPUs, n, a.CPUSet)
+		if a.CPUs > len(cpus) {
+			return appErr("cpus", "%d is more than the %d CPUs of cpuset %q", a.CPUs, len(cpus), a.CPUSet)
 		}
 	}
 	if err := validateVolumes(a.Volumes); err != nil {
@@ -131,14 +133,14 @@ func validateNetDevices(devs map[string]NetDev, netns string) error {
 	inside := map[string]string{}
 	for host, d := range devs {
 		field := "netDevices." + host
-		if !validIfName(host) {
+		if !ifname.Valid(host) {
 			return appErr(field, "%q is not an interface name", host)
 		}
 		name := host
 		if d.Name != "" {
 			name = d.Name
 		}
-		if !validIfName(name) {
+		if !ifname.Valid(name) {
 			return appErr(field+".name", "%q is not an interface name", name)
 		}
 		if other, dup := inside[name]; dup {
@@ -150,34 +152,6 @@ func validateNetDevices(devs map[string]NetDev, netns string) error {
 		return appErr("netNamespace", "%q is not an absolute path", netns)
 	}
 	return nil
-}
-
-// validIfName is the kernel's rule for interface names.
-func validIfName(n string) bool {
-	return n != "" && len(n) < 16 && n != "." && n != ".." && !strings.ContainsAny(n, "/: \t\n")
-}
-
-// countCPUs counts the CPUs of a list such as "0-3,5".
-func countCPUs(list string) (int, error) {
-	n := 0
-	for _, part := range strings.Split(list, ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, err := strconv.ParseUint(lo, 10, 16)
-		if err != nil {
-			return 0, fmt.Errorf("%q is not a number", lo)
-		}
-		b := a
-		if isRange {
-			if b, err = strconv.ParseUint(hi, 10, 16); err != nil {
-				return 0, fmt.Errorf("%q is not a number", hi)
-			}
-			if b < a {
-				return 0, fmt.Errorf("range %s is backwards", part)
-			}
-		}
-		n += int(b-a) + 1
-	}
-	return n, nil
 }
 
 // ApplyApp lays the app's settings over a seed spec and returns the

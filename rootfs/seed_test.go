@@ -136,6 +136,8 @@ func TestParseAppErrors(t *testing.T) {
 		{`{"volumes": [{"source": "/s", "destination": "/"}]}`, "volumes[0].destination"},
 		{`{"volumes": [{"source": "/a", "destination": "/d"}, {"source": "/b", "destination": "/d/"}]}`, "volumes[1].destination"},
 		{`{"netDevices": {"a/b": {}}}`, "netDevices.a/b"},
+		{`{"netDevices": {"veth0": {"name": "e,th0"}}}`, "netDevices.veth0.name"},
+		{`{"netDevices": {"..": {}}}`, "netDevices..."},
 		{`{"netDevices": {"veth0": {"name": "eth0"}, "veth1": {"name": "eth0"}}}`, ".name"},
 		{`{"netNamespace": "rel"}`, "netNamespace"},
 		{`{"memory": 5}`, "memory"},
