@@ -61,8 +61,8 @@ func TestMain(m *testing.M) {
 // runUnderReaper re-runs this test binary as a child of a subreaper, and
 // reaps every orphan (anchors whose moor CLI exited) until the tests end.
 func runUnderReaper() int {
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL: become subreaper:", err)
+	if err := reaper.BecomeSubreaper(); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
 		return 1
 	}
 	signal.Ignore(unix.SIGINT, unix.SIGTERM) // the child gets them from the terminal too

@@ -67,8 +67,8 @@ func Run(ctx context.Context, o Options) (devicemodel.End, error) {
 	if err := o.defaults(); err != nil {
 		return "", err
 	}
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return "", fmt.Errorf("become subreaper: %w", err)
+	if err := reaper.BecomeSubreaper(); err != nil {
+		return "", err
 	}
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGUSR1, unix.SIGUSR2)

@@ -42,7 +42,7 @@ func runForeground(ctx *cli.Context, id string) error {
 	rp := reaper.NewReaper()
 	defer rp.Close()
 	// Orphans of a task without its own PID namespace come to us.
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+	if err := reaper.BecomeSubreaper(); err != nil {
 		logger.Warn("become subreaper", "err", err)
 	}
 	sigs := forwardableSignals()

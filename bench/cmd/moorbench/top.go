@@ -18,8 +18,8 @@ func runTop(args []string) (int, error) {
 	if os.Geteuid() != 0 {
 		return 0, errors.New("needs root: it makes namespaces, cgroups and mounts")
 	}
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return 0, fmt.Errorf("become subreaper: %w", err)
+	if err := reaper.BecomeSubreaper(); err != nil {
+		return 0, err
 	}
 	signal.Ignore(unix.SIGINT, unix.SIGTERM) // the worker gets them too and cleans up
 	self, err := os.Executable()
