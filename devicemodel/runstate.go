@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/lf-edge/moor/atomicfile"
 )
 
 // GuestState is the guest's run state as the anchor last saw it.
@@ -83,12 +85,7 @@ func WriteRunState(dir string, st RunState) error {
 	if err != nil {
 		return fmt.Errorf("write run state: %w", err)
 	}
-	tmp := filepath.Join(dir, "."+RunStateFile+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write run state: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, RunStateFile)); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Write(filepath.Join(dir, RunStateFile), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write run state: %w", err)
 	}
 	return nil

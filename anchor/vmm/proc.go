@@ -1,12 +1,10 @@
 package vmm
 
 import (
-	"bufio"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 
+	"github.com/lf-edge/moor/anchor"
 	"github.com/lf-edge/moor/reaper"
 )
 
@@ -20,19 +18,11 @@ func describe(name string, r reaper.Reaped) string {
 
 // selfRSSKiB is the anchor's resident memory (VmRSS), 0 when unknown.
 func selfRSSKiB() int64 {
-	f, err := os.Open("/proc/self/status")
+	st, err := anchor.ReadStatus(anchor.ProcRoot, os.Getpid())
 	if err != nil {
 		return 0
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return n
-		}
-	}
-	return 0
+	return int64(st.RSSKiB)
 }
 
 // removeStale removes files an earlier run left behind.

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/lf-edge/moor/atomicfile"
 	"github.com/lf-edge/moor/devicemodel"
 	"github.com/lf-edge/moor/devicemodel/taskspec"
 	"github.com/lf-edge/moor/supervisor"
@@ -105,10 +106,9 @@ func writeRunDir(dir string, vm, inTask *devicemodel.VM) error {
 }
 
 // copyOnce copies the template src to dst, mode 0600, unless dst is there
-// already: a VM's variable store is made once, then kept. The copy is
-// written to a temporary file beside dst and hard-linked into place, a
-// rename that never replaces: a crash leaves no half copy at dst, and a
-// copy made meanwhile is kept.
+// already: a VM's variable store is made once, then kept. The copy never
+// replaces: a crash leaves no half copy at dst, and a copy made meanwhile
+// is kept.
 func copyOnce(src, dst string) error {
 	if _, err := os.Lstat(dst); err == nil {
 		return nil
@@ -121,24 +121,7 @@ func copyOnce(src, dst string) error {
 	if fi, err := in.Stat(); err != nil || !fi.Mode().IsRegular() {
 		return fmt.Errorf("read template: %s is not a regular file", src)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*") // mode 0600
-	if err != nil {
-		return fmt.Errorf("copy template %s: %w", src, err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = io.Copy(tmp, in)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		if err = os.Link(tmp.Name(), dst); errors.Is(err, os.ErrExist) {
-			err = nil
-		}
-	}
-	if err != nil {
+	if err := atomicfile.Create(dst, in, 0o600); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("copy template %s: %w", src, err)
 	}
 	return nil
