@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -150,7 +151,7 @@ func (r *reapedRunner) Run(ctx context.Context, args ...string) ([]byte, error) 
 	errOut, _ := readAll(stderr)
 	r.log.Debug("xl", "args", args, "code", rp.Code())
 	if rp.Code() != 0 {
-		return out, fmt.Errorf("xl %s: %s: %s", strings.Join(args, " "), describe("xl", rp), strings.TrimSpace(string(errOut)))
+		return out, xl.NewExitError(args, syscall.WaitStatus(rp.Status), errOut)
 	}
 	return out, nil
 }

@@ -3,7 +3,11 @@
 // (create -p, unpause, pause, shutdown, destroy, list).
 //
 // The driver runs xl through a Runner, so the anchor can start xl under its
-// single reaper and tests can run a fake xl.
+// single reaper, a process without a reaper can use Exec, and tests can
+// run a fake xl. A Runner reports xl's failure as an *ExitError (exit
+// status, signal, standard error); the driver decides from its fields
+// (ExitError.NoDomain: exit status non-zero and xl's "is an invalid domain
+// identifier" on standard error), never from an error's text.
 //
 // It must not start or signal anything but xl.
 //

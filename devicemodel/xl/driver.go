@@ -15,8 +15,9 @@ import (
 // ErrNoDomain means xl knows no domain of that name.
 var ErrNoDomain = errors.New("no such domain")
 
-// Runner runs xl with args and returns its standard output; a non-zero
-// exit is an error that carries its standard error.
+// Runner runs xl with args and returns its standard output. When xl runs
+// and fails (a non-zero exit, or killed by a signal) the error is an
+// *ExitError, which carries the exit status and the standard error.
 type Runner interface {
 	Run(ctx context.Context, args ...string) ([]byte, error)
 }
@@ -80,7 +81,8 @@ type Domain struct {
 func (d *Driver) State(ctx context.Context) (Domain, error) {
 	out, err := d.Run.Run(ctx, "list", d.Name)
 	if err != nil {
-		if strings.Contains(err.Error(), "invalid domain identifier") {
+		var xe *ExitError
+		if errors.As(err, &xe) && xe.NoDomain() {
 			return Domain{}, fmt.Errorf("list domain %s: %w", d.Name, ErrNoDomain)
 		}
 		return Domain{}, fmt.Errorf("list domain %s: %w", d.Name, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/lf-edge/moor/devicemodel"
@@ -13,14 +14,14 @@ import (
 type scripted struct {
 	calls []string
 	out   map[string]string
-	fail  map[string]string
+	fail  map[string]error
 }
 
 func (s *scripted) Run(_ context.Context, args ...string) ([]byte, error) {
 	call := strings.Join(args, " ")
 	s.calls = append(s.calls, call)
-	if msg, ok := s.fail[call]; ok {
-		return nil, errors.New(msg)
+	if err, ok := s.fail[call]; ok {
+		return nil, err
 	}
 	return []byte(s.out[call]), nil
 }
@@ -54,14 +55,35 @@ func TestDriver(t *testing.T) {
 }
 
 func TestDriverGone(t *testing.T) {
-	gone := "xl list: exit status 1: demo is an invalid domain identifier (rc=-6)"
-	r := &scripted{fail: map[string]string{"list demo": gone, "destroy demo": gone}}
+	gone := &ExitError{Args: []string{"list", "demo"}, Code: 1, Stderr: "demo is an invalid domain identifier (rc=-6)"}
+	r := &scripted{fail: map[string]error{"list demo": gone, "destroy demo": gone}}
 	d := &Driver{Run: r, Name: "demo"}
 	if _, err := d.State(context.Background()); !errors.Is(err, ErrNoDomain) {
 		t.Errorf("State of a gone domain = %v, want ErrNoDomain", err)
 	}
 	if err := d.Destroy(context.Background()); err != nil {
 		t.Errorf("Destroy of a gone domain = %v, want nil", err)
+	}
+}
+
+// TestDriverFails: only xl's own verdict, an ExitError that says so, makes
+// a domain gone; other failures are errors.
+func TestDriverFails(t *testing.T) {
+	for name, err := range map[string]error{
+		"killed":        &ExitError{Args: []string{"list", "demo"}, Signal: syscall.SIGKILL, Stderr: "demo is an invalid domain identifier"},
+		"other failure": &ExitError{Args: []string{"list", "demo"}, Code: 2, Stderr: "libxl: cannot connect"},
+		"not xl's exit": errors.New("xl list demo: demo is an invalid domain identifier"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := &scripted{fail: map[string]error{"list demo": err, "destroy demo": err}}
+			d := &Driver{Run: r, Name: "demo"}
+			if _, got := d.State(context.Background()); got == nil || errors.Is(got, ErrNoDomain) {
+				t.Errorf("State = %v, want an error that is not ErrNoDomain", got)
+			}
+			if got := d.Destroy(context.Background()); !errors.Is(got, err) {
+				t.Errorf("Destroy = %v, want it to wrap %v", got, err)
+			}
+		})
 	}
 }
 
