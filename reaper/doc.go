@@ -8,6 +8,11 @@
 // reaping loop off while libcontainer waits for its own helpers. Watch a
 // PID before the child can exit, or its exit goes to OnOrphan.
 //
+// BecomeSubreaper is the one way moor's processes (the init-style
+// supervisor, moor run, the hypervisor anchor, the benchmark's and the
+// tests' top processes) make orphans come to them: it sets the child
+// subreaper flag and checks that it holds.
+//
 // Concurrency: a Reaper is safe for concurrent use; watchers are called on
 // the reaping goroutine and must not block.
 package reaper
