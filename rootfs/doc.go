@@ -19,8 +19,10 @@
 // a read-only root is used as it is; a writable root (annotation
 // moor.root.writable) is an overlay whose upper and work directories live
 // in the scratch directory, so the volume is never modified; the host root
-// is a bind mount. Prepare also refuses mount destinations that a symlink
-// leads out of the root, and pins a network namespace for a task that
+// is a bind mount. Prepare (and Build before it) also refuses mount
+// destinations that climb out of the root, by ".." or through a relative
+// symlink (an absolute one means the task's own root, as the runtime
+// resolves it), and pins a network namespace for a task that
 // moves host interfaces in, so Cleanup can bring them back. Cleanup undoes
 // all of it, also after moor crashed half-way.
 //
