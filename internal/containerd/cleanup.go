@@ -90,7 +90,7 @@ func (d *Daemon) Shims() ([]Shim, error) {
 		if err != nil {
 			continue
 		}
-		args, err := readCmdline(pid)
+		args, err := anchor.ReadCmdline("/proc", pid)
 		if err != nil {
 			continue // gone meanwhile
 		}
@@ -131,7 +131,7 @@ func killProcess(pid int, args []string) error {
 		return err
 	}
 	defer h.Close()
-	if now, err := readCmdline(pid); err != nil || !slices.Equal(now, args) {
+	if now, err := anchor.ReadCmdline("/proc", pid); err != nil || !slices.Equal(now, args) {
 		return fmt.Errorf("pid %d is no longer the shim: %w", pid, anchor.ErrGone)
 	}
 	if err := h.Signal(unix.SIGKILL); err != nil {
@@ -185,13 +185,4 @@ func unmountUnder(dir string) ([]string, error) {
 		leaks[i] = "mount " + p
 	}
 	return leaks, errors.Join(errs...)
-}
-
-// readCmdline reads the arguments of process pid.
-func readCmdline(pid int) ([]string, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err != nil {
-		return nil, err
-	}
-	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"), nil
 }
