@@ -3,13 +3,11 @@ package supervisor
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/lf-edge/moor/reaper"
@@ -109,7 +107,7 @@ func (m *Manager) drain() {
 // every service in reverse start order and returns nil. It must be the only
 // code in the process that waits for children.
 func (m *Manager) Run(ctx context.Context) error {
-	if err := becomeReaper(); err != nil {
+	if err := reaper.BecomeSubreaper(); err != nil {
 		return err
 	}
 	rp := reaper.NewReaper()
@@ -188,20 +186,4 @@ func (m *Manager) loop(ctx context.Context, sigs chan os.Signal) error {
 			}
 		}
 	}
-}
-
-// becomeReaper makes sure orphans come to this process: it is PID 1, or it
-// becomes a child subreaper and checks that it did.
-func becomeReaper() error {
-	if os.Getpid() == 1 {
-		return nil
-	}
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("become child subreaper: %w", err)
-	}
-	var on int32
-	if err := unix.Prctl(unix.PR_GET_CHILD_SUBREAPER, uintptr(unsafe.Pointer(&on)), 0, 0, 0); err != nil || on != 1 {
-		return fmt.Errorf("become child subreaper: not set (%v)", err)
-	}
-	return nil
 }

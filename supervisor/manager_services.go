@@ -10,6 +10,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/lf-edge/moor/anchor"
+	"github.com/lf-edge/moor/atomicfile"
 )
 
 // adopt takes over the tasks an earlier supervisor left running: a live
@@ -269,7 +270,7 @@ func (m *Manager) dump() {
 		entries = append(entries, e)
 	}
 	b, _ := json.MarshalIndent(entries, "", "  ")
-	if err := writeAtomic(m.dumpPath(), append(b, '\n')); err != nil {
+	if err := atomicfile.Write(m.dumpPath(), append(b, '\n'), 0o600); err != nil {
 		m.log.Warn("status dump", "err", err)
 	}
 }

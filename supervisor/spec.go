@@ -13,7 +13,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer/capabilities"
 	"github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/lf-edge/moor/cgroup"
+	"github.com/lf-edge/moor/cpulist"
 )
 
 // ErrInvalidSpec is returned for a spec that misses or gets wrong a field
@@ -193,12 +193,12 @@ func validateCPU(c *specs.LinuxCPU) error {
 		return specErr(field+".quota", "%d: must be -1 or at least 1000 microseconds", *c.Quota)
 	}
 	if c.Cpus != "" {
-		if _, err := cgroup.ParseCPUList(c.Cpus); err != nil {
+		if _, err := cpulist.Parse(c.Cpus); err != nil {
 			return specErr(field+".cpus", "%q: %v", c.Cpus, err)
 		}
 	}
 	if c.Mems != "" {
-		if _, err := cgroup.ParseCPUList(c.Mems); err != nil {
+		if _, err := cpulist.Parse(c.Mems); err != nil {
 			return specErr(field+".mems", "%q: %v", c.Mems, err)
 		}
 	}

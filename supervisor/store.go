@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lf-edge/moor/anchor"
+	"github.com/lf-edge/moor/atomicfile"
 )
 
 // ErrNotExist means no task of that name or anchor PID exists.
@@ -130,7 +131,7 @@ func (s Store) Save(r *Record) error {
 	if err != nil {
 		return fmt.Errorf("save task %s: %w", r.ID, err)
 	}
-	if err := writeAtomic(filepath.Join(s.Dir(r.Namespace, r.ID), recordFile), b); err != nil {
+	if err := atomicfile.Write(filepath.Join(s.Dir(r.Namespace, r.ID), recordFile), b, 0o600); err != nil {
 		return fmt.Errorf("save task %s: %w", r.ID, err)
 	}
 	return nil
@@ -181,7 +182,7 @@ func (s Store) SaveSpec(namespace, id string, spec *specs.Spec) error {
 	if err != nil {
 		return fmt.Errorf("save spec of %s: %w", id, err)
 	}
-	if err := writeAtomic(filepath.Join(s.Dir(namespace, id), specFile), b); err != nil {
+	if err := atomicfile.Write(filepath.Join(s.Dir(namespace, id), specFile), b, 0o600); err != nil {
 		return fmt.Errorf("save spec of %s: %w", id, err)
 	}
 	return nil
@@ -226,28 +227,4 @@ func (s Store) Remove(namespace, id string) error {
 	}
 	_ = os.Remove(s.NamespaceDir(namespace))
 	return nil
-}
-
-// writeAtomic writes b to path through a temporary file (mode 0600) and a
-// rename, so a reader sees the old or the new content and never a part.
-// There is no fsync: the state root is runtime state (a tmpfs such as /run,
-// as runc's is) that does not outlive the boot, and a sync on every
-// transition would cost each start a disk flush where it is not.
-func writeAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, werr := f.Write(b)
-	if err := f.Close(); werr == nil {
-		werr = err
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		os.Remove(tmp)
-	}
-	return werr
 }

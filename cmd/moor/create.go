@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 
 	"github.com/urfave/cli"
 
+	"github.com/lf-edge/moor/atomicfile"
 	"github.com/lf-edge/moor/supervisor"
 )
 
@@ -98,12 +98,7 @@ func preservedFds(n int) []*os.File {
 
 // writePidFile writes the PID atomically, as runc does.
 func writePidFile(path string, pid int) error {
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path))
-	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
-		return fmt.Errorf("pid file: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Write(path, []byte(strconv.Itoa(pid)), 0o644); err != nil {
 		return fmt.Errorf("pid file: %w", err)
 	}
 	return nil
