@@ -2,7 +2,9 @@
 // benchmark: its config.toml, root, state, temporary files and sockets all
 // live in one directory the caller gives, it opens no TCP listener (the
 // gRPC and ttrpc addresses are unix sockets there; the debug and metrics
-// addresses are empty) and it has the CRI plugin only when asked for, with
+// addresses are empty; only the CRI plugin's exec and attach stream server
+// listens, on a loopback port the kernel picks, as CRI has no other way)
+// and it has the CRI plugin only when asked for, with
 // runtime handlers of the caller's (runtime_type io.containerd.runc.v2,
 // options.BinaryName), host networking only (no CNI configuration; the
 // CNI directories are empty ones of its own) and restrict_oom_score_adj.
