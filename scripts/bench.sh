@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make bench: moor beside runc and crun on this machine, in one run.
-# Installs what it needs from Debian (runc, crun; the build and test deps come
+# Installs what it needs from Debian (runc, crun, containerd; the build and test deps come
 # from scripts/deps.sh), builds the benchmark like moor itself (static, cgo,
 # seccomp) and runs it as root. It prints a table and, last, one JSON line.
 # Usage: scripts/bench.sh [path/to/moor] [moorbench flags, e.g. --rounds 30]
@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "bench: needs root (it makes namespaces, cgroups and mounts)" >&2
   exit 1
 fi
-pkgs=(runc crun busybox-static qemu-system-x86)
+pkgs=(runc crun busybox-static qemu-system-x86 containerd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -29,6 +29,7 @@ type report struct {
 	CLI      map[mode]map[string]*cliResult
 	Inproc   inprocResult
 	Anchor   anchorResult
+	Ctr      ctrResult
 	Leaks    []string
 }
 
@@ -37,7 +38,7 @@ func runWorker(args []string) (err error) {
 	moorBin := fs.String("moor", "bin/moor", "the moor binary under test")
 	rounds := fs.Int("rounds", 30, "measured rounds of each CLI benchmark")
 	warmup := fs.Int("warmup", 3, "warm-up rounds, not kept")
-	only := fs.String("only", "", "run only these phases (comma-separated: cli, inproc, anchor); the table then lacks the others")
+	only := fs.String("only", "", "run only these phases (comma-separated: cli, inproc, anchor, ctr); the table then lacks the others")
 	profile := fs.Int("profile", 10, "in-process starts in each mode whose steps are timed")
 	verbose := fs.Bool("v", false, "also print where the anchor's resident memory is")
 	if err := fs.Parse(args); err != nil {
@@ -128,6 +129,15 @@ func runWorker(args []string) (err error) {
 	if want("anchor") {
 		phase("hypervisor task: anchor with qemu paused (TCG)")
 		if rep.Anchor, err = benchAnchor(ctx, rts[0], filepath.Join(tmp, "vm"), *verbose); err != nil {
+			return err
+		}
+	}
+	if want("ctr") {
+		phase("containerd: ctr run --rm of /bin/true through moor and runc, %d rounds (+%d warm-up), interleaved", *rounds, *warmup)
+		var leaks []string
+		rep.Ctr, leaks, err = benchCtr(ctx, rts, filepath.Join(state, "containerd"), filepath.Join(tmp, "rootfs"), *warmup, *rounds)
+		rep.Leaks = append(rep.Leaks, leaks...)
+		if err != nil {
 			return err
 		}
 	}
