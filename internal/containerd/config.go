@@ -170,7 +170,8 @@ func (o Options) check() error {
 	return nil
 }
 
-// q quotes s as a TOML basic string.
+// q quotes s as a TOML basic string: Go's quoting is TOML's for the
+// printable text of paths and names.
 func q(s string) string { return strconv.Quote(s) }
 
 func qlist(ss []string) string {
