@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -120,23 +121,10 @@ func WriteFile(path, rootfs string, img Image) (Descriptor, error) {
 // Write writes the archive of the image made from the directory rootfs to
 // w and returns the manifest's descriptor (as index.json has it).
 func Write(w io.Writer, rootfs string, img Image) (Descriptor, error) {
-	var layerTar bytes.Buffer
-	if err := writeLayer(&layerTar, rootfs); err != nil {
+	layer, diffID, err := compressedLayer(rootfs)
+	if err != nil {
 		return Descriptor{}, err
 	}
-	diffID := digest(layerTar.Bytes())
-	var layer bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&layer, gzip.BestSpeed)
-	if err != nil {
-		return Descriptor{}, fmt.Errorf("compress layer: %w", err)
-	}
-	if _, err := zw.Write(layerTar.Bytes()); err != nil {
-		return Descriptor{}, fmt.Errorf("compress layer: %w", err)
-	}
-	if err := zw.Close(); err != nil {
-		return Descriptor{}, fmt.Errorf("compress layer: %w", err)
-	}
-
 	plat := Platform{OS: img.OS, Architecture: img.Architecture}
 	if plat.OS == "" {
 		plat.OS = "linux"
@@ -153,12 +141,8 @@ func Write(w io.Writer, rootfs string, img Image) (Descriptor, error) {
 	if err != nil {
 		return Descriptor{}, fmt.Errorf("encode image config: %w", err)
 	}
-	manifest, err := json.Marshal(Manifest{
-		SchemaVersion: 2,
-		MediaType:     MediaTypeManifest,
-		Config:        describe(MediaTypeConfig, config),
-		Layers:        []Descriptor{describe(MediaTypeLayer, layer.Bytes())},
-	})
+	cdesc, ldesc := describe(MediaTypeConfig, config), describe(MediaTypeLayer, layer)
+	manifest, err := json.Marshal(Manifest{SchemaVersion: 2, MediaType: MediaTypeManifest, Config: cdesc, Layers: []Descriptor{ldesc}})
 	if err != nil {
 		return Descriptor{}, fmt.Errorf("encode manifest: %w", err)
 	}
@@ -171,36 +155,63 @@ func Write(w io.Writer, rootfs string, img Image) (Descriptor, error) {
 	if err != nil {
 		return Descriptor{}, fmt.Errorf("encode index: %w", err)
 	}
-
-	tw := tar.NewWriter(w)
-	files := []struct {
-		name string
-		data []byte
-	}{
+	files := []layoutFile{
 		{"oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)},
 		{"index.json", index},
-		{blobPath(config), config},
-		{blobPath(layer.Bytes()), layer.Bytes()},
-		{blobPath(manifest), manifest},
+		{blobPath(cdesc), config},
+		{blobPath(ldesc), layer},
+		{blobPath(mdesc), manifest},
 	}
+	if err := writeLayout(w, files); err != nil {
+		return Descriptor{}, fmt.Errorf("write image archive: %w", err)
+	}
+	return mdesc, nil
+}
+
+// compressedLayer is the gzip'd tar of rootfs and the digest of the tar.
+func compressedLayer(rootfs string) ([]byte, string, error) {
+	var tarball, layer bytes.Buffer
+	if err := writeLayer(&tarball, rootfs); err != nil {
+		return nil, "", err
+	}
+	zw, err := gzip.NewWriterLevel(&layer, gzip.BestSpeed)
+	if err == nil {
+		_, err = zw.Write(tarball.Bytes())
+	}
+	if err == nil {
+		err = zw.Close()
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("compress layer: %w", err)
+	}
+	return layer.Bytes(), digest(tarball.Bytes()), nil
+}
+
+// layoutFile is a file of the image layout.
+type layoutFile struct {
+	name string
+	data []byte
+}
+
+// writeLayout writes the image layout's files, after its blob directories,
+// as a tar.
+func writeLayout(w io.Writer, files []layoutFile) error {
+	tw := tar.NewWriter(w)
 	for _, d := range []string{"blobs/", "blobs/sha256/"} {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: epoch}); err != nil {
-			return Descriptor{}, fmt.Errorf("write image archive: %w", err)
+			return err
 		}
 	}
 	for _, f := range files {
 		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: f.name, Mode: 0o644, Size: int64(len(f.data)), ModTime: epoch}
 		if err := tw.WriteHeader(hdr); err != nil {
-			return Descriptor{}, fmt.Errorf("write image archive: %w", err)
+			return err
 		}
 		if _, err := tw.Write(f.data); err != nil {
-			return Descriptor{}, fmt.Errorf("write image archive: %w", err)
+			return err
 		}
 	}
-	if err := tw.Close(); err != nil {
-		return Descriptor{}, fmt.Errorf("write image archive: %w", err)
-	}
-	return mdesc, nil
+	return tw.Close()
 }
 
 // writeLayer writes the tar of everything under root (root itself left
@@ -287,10 +298,9 @@ func digest(b []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// blobPath is where the OCI layout keeps a blob.
-func blobPath(b []byte) string {
-	sum := sha256.Sum256(b)
-	return "blobs/sha256/" + hex.EncodeToString(sum[:])
+// blobPath is where the OCI layout keeps the blob d describes.
+func blobPath(d Descriptor) string {
+	return "blobs/sha256/" + strings.TrimPrefix(d.Digest, "sha256:")
 }
 
 // tag is the tag of a reference ("latest" when it has none).
