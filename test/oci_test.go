@@ -84,9 +84,12 @@ func TestRelativeCgroupsPath(t *testing.T) {
 	cmd := moorCmd("create", "--bundle", b.Dir, b.ID)
 	cmd.Args = append([]string{"sh", "-c", join.String() + `exec "$0" "$@"`}, cmd.Args...)
 	cmd.Path = "/bin/sh"
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("create from the caller cgroup: %v\n%s", err, out)
+	out := tempFile(t) // a file, not a pipe: the anchor keeps moor's stdio
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("create from the caller cgroup: %v\n%s", err, readBack(t, out))
 	}
+	out.Close()
 	leaf := caller + "/made/" + b.ID
 	if !cgroup.Exists(hier, leaf) {
 		t.Fatalf("task cgroup %s was not made under the caller's cgroup", leaf)
