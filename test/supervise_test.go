@@ -602,3 +602,20 @@ func TestSuperviseOnFailure(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 }
+
+// TestSuperviseNoLimits: a linuxkit-built system tree's specs often carry
+// no limits; such a service boots under moor supervise.
+func TestSuperviseNoLimits(t *testing.T) {
+	tr := newTree(t)
+	b := tr.add(t, "services", "020-nolimits", `trap "exit 0" TERM; echo up > /shared/nolimits; sleep 60 & wait`, nil)
+	b.Spec.Linux.Resources = nil
+	b.write(t)
+	sup := tr.start(t, nil)
+	waitRunning(t, "nolimits", 0)
+	waitFor(t, 10*time.Second, "the service without limits to run", func() bool {
+		return readShared(tr, "nolimits") == "up\n"
+	})
+	if code := sup.stop(t, unix.SIGTERM); code != 0 {
+		t.Fatalf("supervisor exit %d after SIGTERM", code)
+	}
+}

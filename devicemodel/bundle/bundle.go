@@ -84,6 +84,10 @@ func Write(vm *devicemodel.VM, o Options) error {
 	if err != nil {
 		return err
 	}
+	// A VM task is a user-defined task: EVE's minimum viable spec holds.
+	if err := supervisor.RequireMinimumSpec(spec); err != nil {
+		return err
+	}
 	if err := writeRunDir(to.RunDir, vm, inTask); err != nil {
 		return err
 	}
