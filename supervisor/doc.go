@@ -1,19 +1,14 @@
-// Package supervisor owns the task lifecycle: the typed task states and the
-// one transition function between them, the on-disk state store, the single
-// reaper, and the operations a manager embeds (Create, Start, Signal, Stop,
-// Delete, State, List, Exec, Pause, Resume).
+// Package supervisor is moor's init system (`moor supervise`): it boots a
+// linuxkit-style containers tree (onboot tasks in order, then services),
+// is the process's one reaper (PID 1 or a checked child subreaper),
+// restarts services by policy with a capped backoff, adopts the services
+// an earlier supervisor left running, reconciles on SIGHUP, writes task
+// logs and status dumps, and shuts everything down in order.
 //
-// A Supervisor holds no task in memory that the state store does not also
-// hold: any process may load a task from the store and act on it, and the
-// process that created a task may exit. Tasks are addressed by ID or by the
-// anchor's host PID (an ID wins when both match).
+// It drives tasks only through package lifecycle's public API and must not
+// reach into its state store or libcontainer.
 //
-// It must not touch cgroupfs or build a device model's argv itself: that is
-// the cgroup and devicemodel packages' job.
-//
-// Concurrency: a Supervisor is safe for concurrent use. Operations on one
-// task from different processes are not serialised beyond what the kernel
-// and libcontainer's own state give; the store's writes are atomic. At most
-// one Reaper may exist per process, and once it exists nothing else may wait
-// for children.
+// Concurrency: a Manager's work runs on the goroutine that calls Run; the
+// reaper's goroutine, signal handling and timers only post work to it, so
+// its thread count does not grow with the number of services.
 package supervisor

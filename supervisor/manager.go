@@ -10,19 +10,24 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/lf-edge/moor/reaper"
 	"golang.org/x/sys/unix"
+
+	"github.com/lf-edge/moor/anchor"
+	"github.com/lf-edge/moor/lifecycle"
+	"github.com/lf-edge/moor/reaper"
 )
 
 // ManagerOptions configure the init-style supervisor.
 type ManagerOptions struct {
 	Containers string // the linuxkit-style tree: onboot/ and services/
-	Root       string // state root; DefaultRoot when empty
+	Root       string // state root; lifecycle.DefaultRoot when empty
 	Namespace  string // SystemNamespace when empty
 	Logs       TaskLogs
 	Logger     *slog.Logger
 	// LogCheck is how often task logs are checked for rotation; 1s when 0.
 	LogCheck time.Duration
+	// ProcRoot is procfs; anchor.ProcRoot when empty.
+	ProcRoot string
 	// Notify sends an sd_notify message; by default to $NOTIFY_SOCKET, if set.
 	Notify func(state string)
 }
@@ -36,7 +41,7 @@ type ManagerOptions struct {
 // grow with the number of services.
 type Manager struct {
 	opts ManagerOptions
-	sup  *Supervisor
+	sup  *lifecycle.Tasks
 	log  *slog.Logger
 
 	services map[string]*service
@@ -64,6 +69,9 @@ func NewManager(opts ManagerOptions) (*Manager, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ProcRoot == "" {
+		opts.ProcRoot = anchor.ProcRoot
 	}
 	if opts.LogCheck == 0 {
 		opts.LogCheck = time.Second
@@ -114,10 +122,10 @@ func (m *Manager) Run(ctx context.Context) error {
 	defer rp.Close()
 	defer rp.ReapNow() // exit with no zombie of ours left
 	rp.OnOrphan(func(r reaper.Reaped) { m.log.Debug("reaped orphan", "pid", r.PID, "code", r.Code()) })
-	sup, err := New(Options{
-		Root: m.opts.Root, Namespace: m.opts.Namespace, Logger: m.opts.Logger, Reaper: rp,
+	sup, err := lifecycle.New(lifecycle.Options{
+		Root: m.opts.Root, Namespace: m.opts.Namespace, Logger: m.opts.Logger, Reaper: rp, ProcRoot: m.opts.ProcRoot,
 		AnySpec: true, // system tasks: linuxkit writes their specs, often without limits
-		OnExit:  func(id string, ex *Exit) { m.post(func() { m.handleExit(id, ex) }) },
+		OnExit:  func(id string, ex *lifecycle.Exit) { m.post(func() { m.handleExit(id, ex) }) },
 	})
 	if err != nil {
 		return err

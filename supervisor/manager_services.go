@@ -11,6 +11,7 @@ import (
 
 	"github.com/lf-edge/moor/anchor"
 	"github.com/lf-edge/moor/atomicfile"
+	"github.com/lf-edge/moor/lifecycle"
 )
 
 // adopt takes over the tasks an earlier supervisor left running: a live
@@ -22,21 +23,18 @@ func (m *Manager) adopt(tree *Tree) {
 	for _, u := range tree.Services {
 		units[u.ID] = u
 	}
-	ids, err := m.sup.store.IDs(m.opts.Namespace)
+	states, err := m.sup.List()
 	if err != nil {
 		m.log.Warn("list tasks to adopt", "err", err)
 	}
-	for _, id := range ids {
-		rec, err := m.sup.store.Load(m.opts.Namespace, id)
-		if err != nil {
-			continue
-		}
+	for _, st := range states {
+		id := st.ID
 		u := units[id]
-		if u != nil && m.sup.observe(rec) == Running && m.sameSpec(rec, u) {
+		if u != nil && st.Status == lifecycle.Running && m.sameSpec(id, u) {
 			if err := m.sup.Adopt(id); err == nil {
-				m.services[id] = &service{unit: u, restarts: rec.Restarts, started: time.Now()}
+				m.services[id] = &service{unit: u, restarts: st.Restarts, started: time.Now()}
 				m.order = append(m.order, id)
-				m.log.Info("adopted running service", "id", id, "pid", rec.Anchor.PID)
+				m.log.Info("adopted running service", "id", id, "pid", st.PID)
 				continue
 			}
 		}
@@ -45,8 +43,8 @@ func (m *Manager) adopt(tree *Tree) {
 	}
 }
 
-func (m *Manager) sameSpec(rec *Record, u *Unit) bool {
-	spec, err := m.sup.store.LoadSpec(rec.Namespace, rec.ID)
+func (m *Manager) sameSpec(id string, u *Unit) bool {
+	spec, err := m.sup.Spec(id)
 	if err != nil {
 		return false
 	}
@@ -62,7 +60,7 @@ func (m *Manager) runOnboot(ctx context.Context, units []*Unit, sigs chan os.Sig
 		if !m.createAndStart(ctx, u, 0) {
 			continue
 		}
-		done := make(chan *Exit, 1)
+		done := make(chan *lifecycle.Exit, 1)
 		go func() { ex, _ := m.sup.Wait(ctx, u.ID); done <- ex }()
 		select {
 		case ex := <-done:
@@ -89,15 +87,12 @@ func (m *Manager) createAndStart(ctx context.Context, u *Unit, restarts int) boo
 		return false
 	}
 	defer logf.Close() // the task has its own descriptor now
-	_, err = m.sup.Create(ctx, CreateOptions{ID: u.ID, Bundle: u.Dir, Spec: u.Spec, IO: IO{Stdout: logf, Stderr: logf}})
+	_, err = m.sup.Create(ctx, lifecycle.CreateOptions{
+		ID: u.ID, Bundle: u.Dir, Spec: u.Spec, IO: lifecycle.IO{Stdout: logf, Stderr: logf}, Restarts: restarts,
+	})
 	if err != nil {
 		m.log.Error("create task", "id", u.ID, "err", err)
 		return false
-	}
-	if restarts > 0 {
-		if _, err := m.sup.store.Update(m.opts.Namespace, u.ID, func(r *Record) error { r.Restarts = restarts; return nil }); err != nil {
-			m.log.Warn("record restarts", "id", u.ID, "err", err)
-		}
 	}
 	if _, err := m.sup.Start(ctx, u.ID); err != nil {
 		m.log.Error("start task", "id", u.ID, "err", err)
@@ -122,7 +117,7 @@ func (m *Manager) startService(ctx context.Context, u *Unit, restarts int) {
 }
 
 // handleExit applies a service's restart policy to its anchor's exit.
-func (m *Manager) handleExit(id string, ex *Exit) {
+func (m *Manager) handleExit(id string, ex *lifecycle.Exit) {
 	svc := m.services[id]
 	if svc == nil || svc.stopping {
 		return
@@ -236,16 +231,16 @@ func (m *Manager) shutdown() {
 
 // DumpEntry is one task in a status dump.
 type DumpEntry struct {
-	ID       string `json:"id"`
-	Name     string `json:"name,omitempty"`
-	PID      int    `json:"pid"`
-	Status   Status `json:"status"`
-	Restarts int    `json:"restarts"`
-	RSSKiB   uint64 `json:"rssKiB"`
+	ID       string           `json:"id"`
+	Name     string           `json:"name,omitempty"`
+	PID      int              `json:"pid"`
+	Status   lifecycle.Status `json:"status"`
+	Restarts int              `json:"restarts"`
+	RSSKiB   uint64           `json:"rssKiB"`
 }
 
 func (m *Manager) dumpPath() string {
-	return filepath.Join(m.sup.store.Root, "status-"+m.opts.Namespace+".json")
+	return filepath.Join(m.sup.Store().Root, "status-"+m.opts.Namespace+".json")
 }
 
 // dump writes every task's name, PID, status, restarts and RSS to the log
@@ -262,7 +257,7 @@ func (m *Manager) dump() {
 			e.Name = svc.unit.Name
 		}
 		if e.PID > 0 {
-			if ps, err := anchor.ReadStatus(m.sup.opts.ProcRoot, e.PID); err == nil {
+			if ps, err := anchor.ReadStatus(m.opts.ProcRoot, e.PID); err == nil {
 				e.RSSKiB = ps.RSSKiB
 			}
 		}

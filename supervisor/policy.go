@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lf-edge/moor/lifecycle"
 )
 
 // Annotations the init-style supervisor reads from a bundle's spec.
@@ -92,7 +94,7 @@ const (
 // service was restarted already. A guest-initiated reboot (the kernel
 // kills a PID-namespace init with SIGHUP) restarts whatever the policy; a
 // poweroff (SIGINT) stops for good whatever the policy.
-func (p Policy) Decide(ex *Exit, restarts int) Verdict {
+func (p Policy) Decide(ex *lifecycle.Exit, restarts int) Verdict {
 	switch ex.Signal {
 	case unix.SignalName(unix.SIGHUP):
 		return Restart

@@ -3,6 +3,8 @@ package supervisor
 import (
 	"testing"
 	"time"
+
+	"github.com/lf-edge/moor/lifecycle"
 )
 
 func TestParsePolicy(t *testing.T) {
@@ -22,11 +24,11 @@ func TestParsePolicy(t *testing.T) {
 }
 
 func TestDecide(t *testing.T) {
-	ok, fail := &Exit{Code: 0}, &Exit{Code: 1}
-	reboot, poweroff := &Exit{Code: 129, Signal: "SIGHUP"}, &Exit{Code: 130, Signal: "SIGINT"}
+	ok, fail := &lifecycle.Exit{Code: 0}, &lifecycle.Exit{Code: 1}
+	reboot, poweroff := &lifecycle.Exit{Code: 129, Signal: "SIGHUP"}, &lifecycle.Exit{Code: 130, Signal: "SIGINT"}
 	cases := []struct {
 		p        Policy
-		ex       *Exit
+		ex       *lifecycle.Exit
 		restarts int
 		want     Verdict
 	}{

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lf-edge/moor/lifecycle"
 )
 
 // SystemNamespace is the task namespace of a containers tree's tasks.
@@ -89,11 +91,11 @@ func readUnits(dir string) ([]*Unit, error) {
 func readUnit(dir string) (*Unit, error) {
 	name := filepath.Base(dir)
 	u := &Unit{Name: name, ID: orderPrefix.ReplaceAllString(name, ""), Dir: dir}
-	if err := checkID(u.ID); err != nil {
+	if err := lifecycle.CheckID(u.ID); err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", dir, err)
 	}
 	var err error
-	if u.Spec, err = LoadSpec(dir); err != nil {
+	if u.Spec, err = lifecycle.LoadSpec(dir); err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", dir, err)
 	}
 	if u.Digest, err = SpecDigest(u.Spec); err != nil {

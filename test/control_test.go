@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/lf-edge/moor/supervisor"
+	"github.com/lf-edge/moor/lifecycle"
 )
 
 // TestReusedPIDIsNeverSignalled: when the recorded start time does not
@@ -37,7 +37,7 @@ func TestReusedPIDIsNeverSignalled(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if st := taskState(t, b.ID); st.Status != supervisor.Stopped || st.PID != 0 {
+	if st := taskState(t, b.ID); st.Status != lifecycle.Stopped || st.PID != 0 {
 		t.Fatalf("state with a foreign start time: %s pid %d, want stopped pid 0", st.Status, st.PID)
 	}
 	for _, ref := range []string{b.ID, strconv.Itoa(pid)} {
@@ -118,7 +118,7 @@ func TestSignalForwarding(t *testing.T) {
 func TestStoppedWithoutParent(t *testing.T) {
 	b := newBundle(t, "sh", "-c", "sleep 0.2; exit 3")
 	runDetached(t, b)
-	waitStatus(t, b.ID, supervisor.Stopped)
+	waitStatus(t, b.ID, lifecycle.Stopped)
 	mustMoor(t, "delete", b.ID)
 }
 
@@ -127,7 +127,7 @@ func TestPauseResume(t *testing.T) {
 	b := newBundle(t, "sleep", "1000")
 	runDetached(t, b)
 	mustMoor(t, "pause", b.ID)
-	if st := taskState(t, b.ID); st.Status != supervisor.Paused {
+	if st := taskState(t, b.ID); st.Status != lifecycle.Paused {
 		t.Fatalf("after pause: %s", st.Status)
 	}
 	if got := cgroupFile(t, "freezer", b.ID, "freezer.state"); got != "FROZEN" {
@@ -137,12 +137,12 @@ func TestPauseResume(t *testing.T) {
 		t.Fatal("pause of a paused task succeeded")
 	}
 	mustMoor(t, "resume", b.ID)
-	if st := taskState(t, b.ID); st.Status != supervisor.Running {
+	if st := taskState(t, b.ID); st.Status != lifecycle.Running {
 		t.Fatalf("after resume: %s", st.Status)
 	}
 	mustMoor(t, "pause", b.ID)
 	mustMoor(t, "kill", b.ID, "KILL") // reaches a frozen anchor: moor thaws it
-	waitStatus(t, b.ID, supervisor.Stopped)
+	waitStatus(t, b.ID, lifecycle.Stopped)
 	mustMoor(t, "delete", b.ID)
 
 	b = newBundle(t, "sleep", "1000")

@@ -18,7 +18,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go/features"
 	"github.com/opencontainers/selinux/go-selinux"
 
-	"github.com/lf-edge/moor/supervisor"
+	"github.com/lf-edge/moor/lifecycle"
 )
 
 // statsEvent is a line of `moor events` with its stats decoded.
@@ -54,7 +54,7 @@ func TestEventsStats(t *testing.T) {
 		}
 	}
 	mustMoor(t, "kill", b.ID, "KILL")
-	waitStatus(t, b.ID, supervisor.Stopped)
+	waitStatus(t, b.ID, lifecycle.Stopped)
 	if r := moor(t, "events", "--stats", b.ID); r.Code == 0 {
 		t.Fatalf("events --stats of a stopped task: %v, want an error", r)
 	}
@@ -131,8 +131,8 @@ func TestEventsOOM(t *testing.T) {
 	if stats == 0 || ooms != 1 {
 		t.Fatalf("events printed %d stats and %d oom events, want some stats and one oom", stats, ooms)
 	}
-	st := waitStatus(t, b.ID, supervisor.Stopped)
-	if st.Exit != nil && st.Exit.Reason != supervisor.ExitOOM && st.Exit.Reason != supervisor.ExitUnknown {
+	st := waitStatus(t, b.ID, lifecycle.Stopped)
+	if st.Exit != nil && st.Exit.Reason != lifecycle.ExitOOM && st.Exit.Reason != lifecycle.ExitUnknown {
 		t.Errorf("recorded exit %+v, want oom", st.Exit)
 	}
 	mustMoor(t, "delete", b.ID)

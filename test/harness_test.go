@@ -21,8 +21,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lf-edge/moor/cgroup"
+	"github.com/lf-edge/moor/lifecycle"
 	"github.com/lf-edge/moor/reaper"
-	"github.com/lf-edge/moor/supervisor"
 )
 
 // cgroupRunParent holds every cgroup of this run's tests: a folder of its
@@ -371,9 +371,9 @@ func runDetached(t *testing.T, b *bundle) int {
 }
 
 // taskState reads `moor state`.
-func taskState(t *testing.T, ref string) supervisor.State {
+func taskState(t *testing.T, ref string) lifecycle.State {
 	t.Helper()
-	var st supervisor.State
+	var st lifecycle.State
 	if err := json.Unmarshal([]byte(mustMoor(t, "state", ref)), &st); err != nil {
 		t.Fatalf("decode state of %s: %v", ref, err)
 	}
@@ -393,9 +393,9 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 }
 
 // waitStatus polls the task's state until it reads want.
-func waitStatus(t *testing.T, ref string, want supervisor.Status) supervisor.State {
+func waitStatus(t *testing.T, ref string, want lifecycle.Status) lifecycle.State {
 	t.Helper()
-	var st supervisor.State
+	var st lifecycle.State
 	waitFor(t, 10*time.Second, fmt.Sprintf("task %s to be %s", ref, want), func() bool {
 		st = taskState(t, ref)
 		return st.Status == want

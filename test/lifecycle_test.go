@@ -9,8 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lf-edge/moor/supervisor"
 	"golang.org/x/sys/unix"
+
+	"github.com/lf-edge/moor/lifecycle"
 )
 
 // TestLifecycle walks a busybox task through create → start → stop →
@@ -25,7 +26,7 @@ func TestLifecycle(t *testing.T) {
 			createTask(t, b, "--pid-file", pidFile)
 
 			st := taskState(t, b.ID)
-			if st.Status != supervisor.Created {
+			if st.Status != lifecycle.Created {
 				t.Fatalf("after create: status %s, want created", st.Status)
 			}
 			raw, err := os.ReadFile(pidFile)
@@ -39,7 +40,7 @@ func TestLifecycle(t *testing.T) {
 				ref = strconv.Itoa(st.PID)
 			}
 			mustMoor(t, "start", ref)
-			if st := taskState(t, ref); st.Status != supervisor.Running || st.ID != b.ID {
+			if st := taskState(t, ref); st.Status != lifecycle.Running || st.ID != b.ID {
 				t.Fatalf("after start: %+v, want %s running", st, b.ID)
 			}
 			if ps := mustMoor(t, "ps", "--format", "json", ref); !strings.Contains(ps, strconv.Itoa(st.PID)) {
@@ -54,7 +55,7 @@ func TestLifecycle(t *testing.T) {
 			if alive(st.PID) {
 				t.Fatalf("anchor %d still alive after stop", st.PID)
 			}
-			if st := taskState(t, b.ID); st.Status != supervisor.Stopped || st.PID != 0 {
+			if st := taskState(t, b.ID); st.Status != lifecycle.Stopped || st.PID != 0 {
 				t.Fatalf("after stop: %+v, want stopped with pid 0", st)
 			}
 
@@ -162,7 +163,7 @@ func TestCreateTwice(t *testing.T) {
 	if r.Code == 0 || !strings.Contains(r.Stderr, "exists") {
 		t.Fatalf("second create: %v", r)
 	}
-	if st := taskState(t, b.ID); st.Status != supervisor.Created {
+	if st := taskState(t, b.ID); st.Status != lifecycle.Created {
 		t.Fatalf("first task after refused create: %s", st.Status)
 	}
 }
@@ -209,7 +210,7 @@ func TestUnreadableRecord(t *testing.T) {
 	if err := os.WriteFile(record, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if st := taskState(t, b.ID); st.Status != supervisor.Running || st.PID != pid {
+	if st := taskState(t, b.ID); st.Status != lifecycle.Running || st.PID != pid {
 		t.Fatalf("state from a torn record: %s pid %d, want running pid %d", st.Status, st.PID, pid)
 	}
 	if out := mustMoor(t, "list", "-q"); !strings.Contains(out, b.ID) {

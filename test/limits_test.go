@@ -8,7 +8,7 @@ import (
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/lf-edge/moor/supervisor"
+	"github.com/lf-edge/moor/lifecycle"
 )
 
 // TestMemoryHogIsOOMKilled: a task that touches more than its memory limit
@@ -25,7 +25,7 @@ func TestMemoryHogIsOOMKilled(t *testing.T) {
 		t.Fatalf("run of a memory hog: %v, want exit 137 (SIGKILL)", r)
 	}
 	st := taskState(t, b.ID)
-	if st.Exit == nil || st.Exit.Reason != supervisor.ExitOOM || st.Exit.Signal != "SIGKILL" {
+	if st.Exit == nil || st.Exit.Reason != lifecycle.ExitOOM || st.Exit.Signal != "SIGKILL" {
 		t.Fatalf("recorded exit %+v, want oom by SIGKILL", st.Exit)
 	}
 	mustMoor(t, "delete", b.ID)

@@ -11,7 +11,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/lf-edge/moor/cgroup"
-	"github.com/lf-edge/moor/supervisor"
+	"github.com/lf-edge/moor/lifecycle"
 )
 
 // TestSpecWithoutResources: the OCI verbs accept what runc accepts, a
@@ -135,7 +135,7 @@ func TestDeleteNeedsForce(t *testing.T) {
 func TestKillAllStopped(t *testing.T) {
 	b := newBundle(t, "true")
 	runDetached(t, b)
-	waitStatus(t, b.ID, supervisor.Stopped)
+	waitStatus(t, b.ID, lifecycle.Stopped)
 	if r := moor(t, "kill", "--all", b.ID, "9"); r.Code != 0 {
 		t.Fatalf("kill --all of a stopped task: %v", r)
 	}
@@ -207,7 +207,7 @@ func TestFailingPostHooksWarn(t *testing.T) {
 	if r.Code != 0 || !strings.Contains(r.Stderr, "poststart hook failed") {
 		t.Fatalf("run with a failing poststart hook: %v", r)
 	}
-	if st := taskState(t, b.ID); st.Status != supervisor.Running {
+	if st := taskState(t, b.ID); st.Status != lifecycle.Running {
 		t.Fatalf("task after a failing poststart hook: %s", st.Status)
 	}
 	r = moor(t, "delete", "--force", b.ID)

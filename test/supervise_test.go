@@ -16,6 +16,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/lf-edge/moor/lifecycle"
 	"github.com/lf-edge/moor/supervisor"
 )
 
@@ -151,9 +152,9 @@ func (s *supervise) stop(t *testing.T, sig unix.Signal) int {
 	}
 }
 
-func listTasks(t *testing.T, ns string) []supervisor.State {
+func listTasks(t *testing.T, ns string) []lifecycle.State {
 	t.Helper()
-	var states []supervisor.State
+	var states []lifecycle.State
 	if err := json.Unmarshal([]byte(mustMoor(t, "--namespace", ns, "list", "--format", "json")), &states); err != nil {
 		t.Fatal(err)
 	}
@@ -161,23 +162,23 @@ func listTasks(t *testing.T, ns string) []supervisor.State {
 }
 
 // sysState reads a task of the supervisor's namespace.
-func sysState(t *testing.T, id string) (supervisor.State, bool) {
+func sysState(t *testing.T, id string) (lifecycle.State, bool) {
 	t.Helper()
 	r := moor(t, "--namespace", supervisor.SystemNamespace, "state", id)
-	var st supervisor.State
+	var st lifecycle.State
 	if r.Code != 0 || json.Unmarshal([]byte(r.Stdout), &st) != nil {
 		return st, false
 	}
 	return st, true
 }
 
-func waitRunning(t *testing.T, id string, notPID int) supervisor.State {
+func waitRunning(t *testing.T, id string, notPID int) lifecycle.State {
 	t.Helper()
-	var st supervisor.State
+	var st lifecycle.State
 	waitFor(t, 20*time.Second, "service "+id+" running", func() bool {
 		var ok bool
 		st, ok = sysState(t, id)
-		return ok && st.Status == supervisor.Running && st.PID != notPID
+		return ok && st.Status == lifecycle.Running && st.PID != notPID
 	})
 	return st
 }
@@ -276,17 +277,17 @@ func TestSupervisePID1(t *testing.T) {
 	if ns, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", moorPID)); !strings.Contains(string(ns), "NSpid:\t"+strconv.Itoa(moorPID)+"\t1\n") {
 		t.Fatalf("moor is not PID 1 of its namespace:\n%s", ns)
 	}
-	inside := func(id string) (supervisor.State, bool) {
+	inside := func(id string) (lifecycle.State, bool) {
 		out, err := exec.Command(nsenter, "--target", strconv.Itoa(moorPID), "--pid", "--mount",
 			moorBin, "--root", stateRoot, "--namespace", supervisor.SystemNamespace, "state", id).Output()
-		var st supervisor.State
+		var st lifecycle.State
 		return st, err == nil && json.Unmarshal(out, &st) == nil
 	}
 	waitFor(t, 20*time.Second, "services a and b to run and the forker to exit", func() bool {
 		a, _ := inside("a")
 		b, _ := inside("b")
 		f, ok := inside("forker")
-		return ok && f.Status == supervisor.Stopped && a.Status == supervisor.Running && b.Status == supervisor.Running
+		return ok && f.Status == lifecycle.Stopped && a.Status == lifecycle.Running && b.Status == lifecycle.Running
 	})
 	waitFor(t, 10*time.Second, "the forker's orphans to be reaped", func() bool {
 		return noZombieChildren(t, moorPID) && len(children(moorPID)) == 2
@@ -340,15 +341,15 @@ func TestSuperviseRebootPoweroff(t *testing.T) {
 	st := waitRunning(t, "reboots", 0)
 	waitFor(t, 20*time.Second, "the rebooted task to come back", func() bool {
 		st, _ = sysState(t, "reboots")
-		return st.Status == supervisor.Running && st.Restarts == 1
+		return st.Status == lifecycle.Running && st.Restarts == 1
 	})
-	var off supervisor.State
+	var off lifecycle.State
 	ok := false
 	waitFor(t, 10*time.Second, "the powered-off task to stop", func() bool {
 		off, ok = sysState(t, "powers-off")
-		return ok && off.Status == supervisor.Stopped
+		return ok && off.Status == lifecycle.Stopped
 	})
-	if !ok || off.Status != supervisor.Stopped || off.Exit == nil || off.Exit.Signal != "SIGINT" || off.Restarts != 0 {
+	if !ok || off.Status != lifecycle.Stopped || off.Exit == nil || off.Exit.Signal != "SIGINT" || off.Restarts != 0 {
 		t.Fatalf("powered-off task: %+v (exit %+v), want stopped by SIGINT, not restarted", off, off.Exit)
 	}
 	if got := readShared(tr, "poweroffs"); got != "run\n" {
@@ -410,7 +411,7 @@ func TestSuperviseAdoption(t *testing.T) {
 	}
 	second := tr.start(t, nil)
 	waitFor(t, 10*time.Second, "the new supervisor to be up", func() bool { return strings.Contains(second.log(t), "services started") })
-	if now, _ := sysState(t, "steady"); now.PID != st.PID || now.Status != supervisor.Running {
+	if now, _ := sysState(t, "steady"); now.PID != st.PID || now.Status != lifecycle.Running {
 		t.Fatalf("after adoption: %+v, want the same anchor %d running", now, st.PID)
 	}
 	if n := len(listTasks(t, supervisor.SystemNamespace)); n != 1 {
@@ -480,7 +481,7 @@ func TestSuperviseNotifyAndDump(t *testing.T) {
 		b, err := os.ReadFile(dumpPath)
 		return err == nil && json.Unmarshal(b, &dump) == nil && len(dump) == 1
 	})
-	if d := dump[0]; d.ID != "svc" || d.PID != st.PID || d.Status != supervisor.Running || d.RSSKiB == 0 {
+	if d := dump[0]; d.ID != "svc" || d.PID != st.PID || d.Status != lifecycle.Running || d.RSSKiB == 0 {
 		t.Fatalf("dump entry %+v", d)
 	}
 	if code := sup.stop(t, unix.SIGTERM); code != 0 {
@@ -504,7 +505,7 @@ func TestSuperviseLogsAndOOM(t *testing.T) {
 	sup := tr.start(t, nil, "--log-max-size", "32KiB", "--log-keep", "2")
 	waitFor(t, 20*time.Second, "the hog to be OOM-killed", func() bool {
 		st, ok := sysState(t, "hog")
-		return ok && st.Status == supervisor.Stopped && st.Exit != nil && st.Exit.Reason == supervisor.ExitOOM
+		return ok && st.Status == lifecycle.Stopped && st.Exit != nil && st.Exit.Reason == lifecycle.ExitOOM
 	})
 	waitFor(t, 20*time.Second, "the chatty log to rotate", func() bool {
 		_, err1 := os.Stat(filepath.Join(tr.Logs, "chatty.log.1"))
@@ -530,7 +531,7 @@ func TestSupervise100(t *testing.T) {
 	waitFor(t, 120*time.Second, "100 services running", func() bool {
 		n := 0
 		for _, st := range listTasks(t, supervisor.SystemNamespace) {
-			if st.Status == supervisor.Running {
+			if st.Status == lifecycle.Running {
 				n++
 			}
 		}
@@ -582,17 +583,17 @@ func TestSuperviseOnFailure(t *testing.T) {
 	sup := tr.start(t, nil)
 	waitFor(t, 20*time.Second, "flaky to run three times and stay stopped", func() bool {
 		st, ok := sysState(t, "flaky")
-		return ok && st.Status == supervisor.Stopped && st.Restarts == 2 && readShared(tr, "flaky") == "run\nrun\nrun\n"
+		return ok && st.Status == lifecycle.Stopped && st.Restarts == 2 && readShared(tr, "flaky") == "run\nrun\nrun\n"
 	})
 	st, _ := sysState(t, "flaky")
-	if st.Exit == nil || st.Exit.Code != 3 || st.Exit.Reason != supervisor.ExitCode {
+	if st.Exit == nil || st.Exit.Code != 3 || st.Exit.Reason != lifecycle.ExitCode {
 		t.Fatalf("flaky's last exit %+v, want code 3", st.Exit)
 	}
 	waitFor(t, 10*time.Second, "the clean service to stop", func() bool {
 		d, ok := sysState(t, "done")
-		return ok && d.Status == supervisor.Stopped
+		return ok && d.Status == lifecycle.Stopped
 	})
-	if d, ok := sysState(t, "done"); !ok || d.Status != supervisor.Stopped || d.Restarts != 0 || readShared(tr, "done") != "run\n" {
+	if d, ok := sysState(t, "done"); !ok || d.Status != lifecycle.Stopped || d.Restarts != 0 || readShared(tr, "done") != "run\n" {
 		t.Fatalf("a clean exit under on-failure: %+v, ran %q", d, readShared(tr, "done"))
 	}
 	if !strings.Contains(sup.log(t), `in=100ms`) || !strings.Contains(sup.log(t), `in=200ms`) {

@@ -10,8 +10,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli"
 
+	"github.com/lf-edge/moor/lifecycle"
 	"github.com/lf-edge/moor/reaper"
-	"github.com/lf-edge/moor/supervisor"
 )
 
 // version is set at build time.
@@ -26,8 +26,8 @@ func newApp() *cli.App {
 	app.Usage = "a task supervisor for edge devices, with runc's command line"
 	app.Version = version
 	app.Flags = []cli.Flag{
-		cli.StringFlag{Name: "root", Value: supervisor.DefaultRoot, Usage: "directory of task state"},
-		cli.StringFlag{Name: "namespace, n", Value: supervisor.DefaultNamespace, Usage: "task namespace"},
+		cli.StringFlag{Name: "root", Value: lifecycle.DefaultRoot, Usage: "directory of task state"},
+		cli.StringFlag{Name: "namespace, n", Value: lifecycle.DefaultNamespace, Usage: "task namespace"},
 		cli.StringFlag{Name: "log", Usage: "write the log to this file instead of stderr"},
 		cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format: text or json"},
 		cli.BoolFlag{Name: "debug", Usage: "log debug messages"},
@@ -99,8 +99,8 @@ func logError(err error) {
 }
 
 // newSupervisor makes the Supervisor a verb works through.
-func newSupervisor(ctx *cli.Context, reaper *reaper.Reaper) (*supervisor.Supervisor, error) {
-	return supervisor.New(supervisor.Options{
+func newSupervisor(ctx *cli.Context, reaper *reaper.Reaper) (*lifecycle.Tasks, error) {
+	return lifecycle.New(lifecycle.Options{
 		Root:          ctx.GlobalString("root"),
 		Namespace:     ctx.GlobalString("namespace"),
 		Logger:        logger,
@@ -121,7 +121,7 @@ func oneArg(ctx *cli.Context) (string, error) {
 
 // taskAction is the Action of a verb whose one argument is a task: it
 // checks the argument and makes the Supervisor first.
-func taskAction(fn func(ctx *cli.Context, sup *supervisor.Supervisor, ref string) error) func(*cli.Context) error {
+func taskAction(fn func(ctx *cli.Context, sup *lifecycle.Tasks, ref string) error) func(*cli.Context) error {
 	return func(ctx *cli.Context) error {
 		ref, err := oneArg(ctx)
 		if err != nil {

@@ -10,7 +10,7 @@ import (
 	"github.com/urfave/cli"
 
 	"github.com/lf-edge/moor/atomicfile"
-	"github.com/lf-edge/moor/supervisor"
+	"github.com/lf-edge/moor/lifecycle"
 )
 
 var createFlags = []cli.Flag{
@@ -43,24 +43,24 @@ var createCommand = cli.Command{
 
 // createTask is create's work, shared with run. A foreground run with a
 // terminal passes its own console socket in tty.
-func createTask(ctx *cli.Context, sup *supervisor.Supervisor, id string, tty *foregroundTTY) (*supervisor.Record, error) {
+func createTask(ctx *cli.Context, sup *lifecycle.Tasks, id string, tty *foregroundTTY) (*lifecycle.Record, error) {
 	bundle := ctx.String("bundle")
-	spec, err := supervisor.LoadSpec(bundle)
+	spec, err := lifecycle.LoadSpec(bundle)
 	if err != nil {
 		return nil, err
 	}
-	stdio := supervisor.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	stdio := lifecycle.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	if tty != nil {
-		stdio = supervisor.IO{ConsoleSocket: tty.remote}
+		stdio = lifecycle.IO{ConsoleSocket: tty.remote}
 	} else if path := ctx.String("console-socket"); path != "" {
 		sock, err := dialConsoleSocket(path)
 		if err != nil {
 			return nil, err
 		}
 		defer sock.Close()
-		stdio = supervisor.IO{ConsoleSocket: sock}
+		stdio = lifecycle.IO{ConsoleSocket: sock}
 	}
-	rec, err := sup.Create(context.Background(), supervisor.CreateOptions{
+	rec, err := sup.Create(context.Background(), lifecycle.CreateOptions{
 		ID: id, Bundle: bundle, Spec: spec, IO: stdio, ExtraFiles: preservedFds(ctx.Int("preserve-fds")),
 	})
 	if err != nil {

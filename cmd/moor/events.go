@@ -12,7 +12,7 @@ import (
 	"github.com/urfave/cli"
 
 	"github.com/lf-edge/moor/cgroup"
-	"github.com/lf-edge/moor/supervisor"
+	"github.com/lf-edge/moor/lifecycle"
 )
 
 var eventsCommand = cli.Command{
@@ -25,7 +25,7 @@ OOM kill in the task's cgroup, until the task's anchor exits.`,
 		cli.DurationFlag{Name: "interval", Value: 5 * time.Second, Usage: "time between stats events"},
 		cli.BoolFlag{Name: "stats", Usage: "print the task's stats once and exit"},
 	},
-	Action: taskAction(func(ctx *cli.Context, sup *supervisor.Supervisor, ref string) error {
+	Action: taskAction(func(ctx *cli.Context, sup *lifecycle.Tasks, ref string) error {
 		interval := ctx.Duration("interval")
 		if interval <= 0 {
 			return errors.New("events: --interval must be greater than 0")
@@ -42,18 +42,18 @@ OOM kill in the task's cgroup, until the task's anchor exits.`,
 			}
 			return enc.Encode(types.Event{Type: "stats", ID: rec.ID, Data: cgroup.RuncStats(st)})
 		}
-		return sup.Events(context.Background(), ref, interval, func(ev supervisor.Event) error {
+		return sup.Events(context.Background(), ref, interval, func(ev lifecycle.Event) error {
 			return enc.Encode(runcEvent(ev))
 		})
 	}),
 }
 
 // runcEvent is ev as `runc events` prints it.
-func runcEvent(ev supervisor.Event) types.Event {
+func runcEvent(ev lifecycle.Event) types.Event {
 	switch ev.Kind {
-	case supervisor.EventStats:
+	case lifecycle.EventStats:
 		return types.Event{Type: "stats", ID: ev.ID, Data: cgroup.RuncStats(ev.Stats)}
-	case supervisor.EventOOM:
+	case lifecycle.EventOOM:
 		return types.Event{Type: "oom", ID: ev.ID}
 	default:
 		return types.Event{Type: fmt.Sprintf("event(%d)", int(ev.Kind)), ID: ev.ID}

@@ -12,8 +12,8 @@ import (
 	"github.com/urfave/cli"
 	"golang.org/x/sys/unix"
 
+	"github.com/lf-edge/moor/lifecycle"
 	"github.com/lf-edge/moor/reaper"
-	"github.com/lf-edge/moor/supervisor"
 )
 
 var execCommand = cli.Command{
@@ -50,14 +50,14 @@ var execCommand = cli.Command{
 		if err != nil {
 			return err
 		}
-		stdio := supervisor.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+		stdio := lifecycle.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 		if path := ctx.String("console-socket"); path != "" {
 			sock, err := dialConsoleSocket(path)
 			if err != nil {
 				return err
 			}
 			defer sock.Close()
-			stdio = supervisor.IO{ConsoleSocket: sock}
+			stdio = lifecycle.IO{ConsoleSocket: sock}
 		}
 		var sigs chan os.Signal
 		if rp != nil {
@@ -93,7 +93,7 @@ var execCommand = cli.Command{
 // execProcess builds the process to run: from --process, or from the
 // command line over the task's own process (its env, cwd, user and
 // capabilities), as runc does.
-func execProcess(ctx *cli.Context, sup *supervisor.Supervisor, ref string) (*specs.Process, error) {
+func execProcess(ctx *cli.Context, sup *lifecycle.Tasks, ref string) (*specs.Process, error) {
 	if path := ctx.String("process"); path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {

@@ -11,14 +11,14 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli"
 
-	"github.com/lf-edge/moor/supervisor"
+	"github.com/lf-edge/moor/lifecycle"
 )
 
 // hookCommand runs a hook for libcontainer with the status of its moment:
 // it reads the container state on stdin, sets its status and hands it to
 // the hook, whose exit status it passes on.
 var hookCommand = cli.Command{
-	Name:      supervisor.HookVerb,
+	Name:      lifecycle.HookVerb,
 	Usage:     "run a task's hook with the given status in its state (moor runs this itself)",
 	ArgsUsage: "<status> -- <path> [args...]",
 	Hidden:    true,

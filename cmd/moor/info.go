@@ -8,15 +8,15 @@ import (
 	"github.com/urfave/cli"
 
 	"github.com/lf-edge/moor/anchor"
+	"github.com/lf-edge/moor/lifecycle"
 	"github.com/lf-edge/moor/nsutil"
-	"github.com/lf-edge/moor/supervisor"
 )
 
 var infoCommand = cli.Command{
 	Name:      "info",
 	Usage:     "print a task's full OCI spec and what /proc shows of its anchor, as JSON",
 	ArgsUsage: "<task-id|anchor-pid>",
-	Action: taskAction(func(ctx *cli.Context, sup *supervisor.Supervisor, ref string) error {
+	Action: taskAction(func(ctx *cli.Context, sup *lifecycle.Tasks, ref string) error {
 		info, err := taskInfo(sup, ref)
 		if err != nil {
 			return fmt.Errorf("info: %w", err)
@@ -27,7 +27,7 @@ var infoCommand = cli.Command{
 
 // info is what `moor info` prints.
 type info struct {
-	*supervisor.State
+	*lifecycle.State
 	Spec   *specs.Spec `json:"spec"`
 	Anchor *anchorInfo `json:"anchor,omitempty"` // absent once the task stopped
 }
@@ -48,7 +48,7 @@ type anchorInfo struct {
 	Root           string            `json:"root,omitempty"` // /proc/<pid>/root as the host sees it
 }
 
-func taskInfo(sup *supervisor.Supervisor, ref string) (*info, error) {
+func taskInfo(sup *lifecycle.Tasks, ref string) (*info, error) {
 	st, err := sup.State(ref)
 	if err != nil {
 		return nil, err
@@ -58,7 +58,7 @@ func taskInfo(sup *supervisor.Supervisor, ref string) (*info, error) {
 		return nil, err
 	}
 	out := &info{State: st, Spec: spec}
-	if st.Status == supervisor.Stopped || st.PID == 0 {
+	if st.Status == lifecycle.Stopped || st.PID == 0 {
 		return out, nil
 	}
 	a, err := readAnchor(anchor.ProcRoot, st.PID)

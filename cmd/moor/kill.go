@@ -9,7 +9,7 @@ import (
 	"github.com/urfave/cli"
 	"golang.org/x/sys/unix"
 
-	"github.com/lf-edge/moor/supervisor"
+	"github.com/lf-edge/moor/lifecycle"
 )
 
 var killCommand = cli.Command{
@@ -26,7 +26,7 @@ var killCommand = cli.Command{
 		sig := unix.SIGTERM
 		if ctx.NArg() == 2 {
 			var err error
-			if sig, err = supervisor.ParseSignal(ctx.Args().Get(1)); err != nil {
+			if sig, err = lifecycle.ParseSignal(ctx.Args().Get(1)); err != nil {
 				return fmt.Errorf("kill: %w", err)
 			}
 		}
@@ -45,7 +45,7 @@ var stopCommand = cli.Command{
 	Flags: []cli.Flag{
 		cli.DurationFlag{Name: "timeout, t", Value: 10 * time.Second, Usage: "how long the anchor gets to exit"},
 	},
-	Action: taskAction(func(ctx *cli.Context, sup *supervisor.Supervisor, ref string) error {
+	Action: taskAction(func(ctx *cli.Context, sup *lifecycle.Tasks, ref string) error {
 		return sup.Stop(context.Background(), ref, ctx.Duration("timeout"))
 	}),
 }
@@ -57,9 +57,9 @@ var deleteCommand = cli.Command{
 	Flags: []cli.Flag{
 		cli.BoolFlag{Name: "force, f", Usage: "kill the task first if it runs; no error if it does not exist"},
 	},
-	Action: taskAction(func(ctx *cli.Context, sup *supervisor.Supervisor, ref string) error {
+	Action: taskAction(func(ctx *cli.Context, sup *lifecycle.Tasks, ref string) error {
 		err := sup.Delete(context.Background(), ref, ctx.Bool("force"))
-		if ctx.Bool("force") && errors.Is(err, supervisor.ErrNotExist) {
+		if ctx.Bool("force") && errors.Is(err, lifecycle.ErrNotExist) {
 			return nil
 		}
 		return err
@@ -70,7 +70,7 @@ var pauseCommand = cli.Command{
 	Name:      "pause",
 	Usage:     "freeze every process of a running task",
 	ArgsUsage: "<task-id|anchor-pid>",
-	Action: taskAction(func(ctx *cli.Context, sup *supervisor.Supervisor, ref string) error {
+	Action: taskAction(func(ctx *cli.Context, sup *lifecycle.Tasks, ref string) error {
 		return sup.Pause(ref)
 	}),
 }
@@ -79,7 +79,7 @@ var resumeCommand = cli.Command{
 	Name:      "resume",
 	Usage:     "thaw a paused task",
 	ArgsUsage: "<task-id|anchor-pid>",
-	Action: taskAction(func(ctx *cli.Context, sup *supervisor.Supervisor, ref string) error {
+	Action: taskAction(func(ctx *cli.Context, sup *lifecycle.Tasks, ref string) error {
 		return sup.Resume(ref)
 	}),
 }

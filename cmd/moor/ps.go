@@ -9,7 +9,7 @@ import (
 	"github.com/urfave/cli"
 
 	"github.com/lf-edge/moor/anchor"
-	"github.com/lf-edge/moor/supervisor"
+	"github.com/lf-edge/moor/lifecycle"
 )
 
 var psCommand = cli.Command{
@@ -19,7 +19,7 @@ var psCommand = cli.Command{
 	Flags: []cli.Flag{
 		cli.StringFlag{Name: "format, f", Value: "table", Usage: "table or json (a list of host PIDs)"},
 	},
-	Action: taskAction(func(ctx *cli.Context, sup *supervisor.Supervisor, ref string) error {
+	Action: taskAction(func(ctx *cli.Context, sup *lifecycle.Tasks, ref string) error {
 		pids, err := sup.Processes(ref)
 		if err != nil {
 			return err

@@ -8,8 +8,8 @@ import (
 	"github.com/urfave/cli"
 	"golang.org/x/sys/unix"
 
+	"github.com/lf-edge/moor/lifecycle"
 	"github.com/lf-edge/moor/reaper"
-	"github.com/lf-edge/moor/supervisor"
 )
 
 var runCommand = cli.Command{
@@ -52,7 +52,7 @@ func runForeground(ctx *cli.Context, id string) error {
 		return err
 	}
 	var tty *foregroundTTY
-	if spec, err := supervisor.LoadSpec(ctx.String("bundle")); err == nil && spec.Process != nil && spec.Process.Terminal {
+	if spec, err := lifecycle.LoadSpec(ctx.String("bundle")); err == nil && spec.Process != nil && spec.Process.Terminal {
 		if tty, err = newForegroundTTY(); err != nil {
 			return err
 		}
@@ -61,7 +61,7 @@ func runForeground(ctx *cli.Context, id string) error {
 	if err := createAndStart(ctx, sup, id, tty); err != nil {
 		return err
 	}
-	exited := make(chan *supervisor.Exit, 1)
+	exited := make(chan *lifecycle.Exit, 1)
 	go func() {
 		ex, err := sup.Wait(context.Background(), id)
 		if err != nil {
@@ -69,7 +69,7 @@ func runForeground(ctx *cli.Context, id string) error {
 		}
 		exited <- ex
 	}()
-	var ex *supervisor.Exit
+	var ex *lifecycle.Exit
 	for ex == nil {
 		select {
 		case sig := <-sigs:
@@ -82,7 +82,7 @@ func runForeground(ctx *cli.Context, id string) error {
 			}
 		case ex = <-exited:
 			if ex == nil {
-				ex = &supervisor.Exit{Code: 255}
+				ex = &lifecycle.Exit{Code: 255}
 			}
 		}
 	}
@@ -99,7 +99,7 @@ func runForeground(ctx *cli.Context, id string) error {
 
 // createAndStart is run's create and start; a task that fails to start is
 // deleted, leaving nothing behind.
-func createAndStart(ctx *cli.Context, sup *supervisor.Supervisor, id string, tty *foregroundTTY) error {
+func createAndStart(ctx *cli.Context, sup *lifecycle.Tasks, id string, tty *foregroundTTY) error {
 	if _, err := createTask(ctx, sup, id, tty); err != nil {
 		return err
 	}

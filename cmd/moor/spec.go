@@ -11,7 +11,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli"
 
-	"github.com/lf-edge/moor/supervisor"
+	"github.com/lf-edge/moor/lifecycle"
 )
 
 var specCommand = cli.Command{
@@ -52,7 +52,7 @@ over the result (see the README for the format).`,
 				return fmt.Errorf("spec: %w", err)
 			}
 			// A seeded spec is a user-defined task's: EVE's rule holds.
-			if err := supervisor.RequireMinimumSpec(s); err != nil {
+			if err := lifecycle.RequireMinimumSpec(s); err != nil {
 				return fmt.Errorf("spec: %w", err)
 			}
 			spec = s

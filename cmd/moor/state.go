@@ -9,14 +9,14 @@ import (
 
 	"github.com/urfave/cli"
 
-	"github.com/lf-edge/moor/supervisor"
+	"github.com/lf-edge/moor/lifecycle"
 )
 
 var stateCommand = cli.Command{
 	Name:      "state",
 	Usage:     "print a task's state as OCI state JSON",
 	ArgsUsage: "<task-id|anchor-pid>",
-	Action: taskAction(func(ctx *cli.Context, sup *supervisor.Supervisor, ref string) error {
+	Action: taskAction(func(ctx *cli.Context, sup *lifecycle.Tasks, ref string) error {
 		st, err := sup.State(ref)
 		if err != nil {
 			return err

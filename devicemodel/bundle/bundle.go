@@ -15,7 +15,7 @@ import (
 	"github.com/lf-edge/moor/atomicfile"
 	"github.com/lf-edge/moor/devicemodel"
 	"github.com/lf-edge/moor/devicemodel/taskspec"
-	"github.com/lf-edge/moor/supervisor"
+	"github.com/lf-edge/moor/lifecycle"
 )
 
 // SpecFile is the task's spec in the bundle.
@@ -85,7 +85,7 @@ func Write(vm *devicemodel.VM, o Options) error {
 		return err
 	}
 	// A VM task is a user-defined task: EVE's minimum viable spec holds.
-	if err := supervisor.RequireMinimumSpec(spec); err != nil {
+	if err := lifecycle.RequireMinimumSpec(spec); err != nil {
 		return err
 	}
 	if err := writeRunDir(to.RunDir, vm, inTask); err != nil {
@@ -162,7 +162,7 @@ func LoadLoader(dir string) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := supervisor.LoadSpec(dir)
+	s, err := lifecycle.LoadSpec(dir)
 	if err != nil {
 		return nil, fmt.Errorf("load loader: %w", err)
 	}

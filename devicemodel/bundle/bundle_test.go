@@ -11,7 +11,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/lf-edge/moor/devicemodel"
-	"github.com/lf-edge/moor/supervisor"
+	"github.com/lf-edge/moor/lifecycle"
 )
 
 // fakeMoor makes a moor binary (an empty file) in a directory of its own,
@@ -44,7 +44,7 @@ func writeFile(t *testing.T, path, body string) {
 
 func readSpec(t *testing.T, bundle string) *specs.Spec {
 	t.Helper()
-	s, err := supervisor.LoadSpec(bundle)
+	s, err := lifecycle.LoadSpec(bundle)
 	if err != nil {
 		t.Fatal(err)
 	}

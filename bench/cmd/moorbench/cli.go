@@ -118,7 +118,7 @@ func benchCLI(ctx context.Context, rts []*ociRuntime, w *warmer, bundles string,
 				if err != nil {
 					return nil, err
 				}
-				steps, err := lifecycle(ctx, rt, func() error { return w.settle(m) }, filepath.Join(bundles, rt.Name+"-sleep"), id+"-sleep")
+				steps, err := cycle(ctx, rt, func() error { return w.settle(m) }, filepath.Join(bundles, rt.Name+"-sleep"), id+"-sleep")
 				if err != nil {
 					return nil, err
 				}
@@ -141,9 +141,9 @@ func benchCLI(ctx context.Context, rts []*ociRuntime, w *warmer, bundles string,
 
 var lifecycleSteps = []string{"create", "start", "kill", "delete"}
 
-// lifecycle creates, starts, kills and deletes a task and times each call.
+// cycle creates, starts, kills and deletes a task and times each call.
 // Each call is timed after settle.
-func lifecycle(ctx context.Context, rt *ociRuntime, settle func() error, bundle, id string) (map[string]time.Duration, error) {
+func cycle(ctx context.Context, rt *ociRuntime, settle func() error, bundle, id string) (map[string]time.Duration, error) {
 	steps := map[string]time.Duration{}
 	calls := [][]string{
 		{"create", "--bundle", bundle, id},

@@ -16,9 +16,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lf-edge/moor/reaper"
-	"github.com/lf-edge/moor/supervisor"
 	"github.com/sirupsen/logrus"
+
+	"github.com/lf-edge/moor/lifecycle"
+	"github.com/lf-edge/moor/reaper"
 )
 
 // held is what the supervisor process costs while it holds some tasks.
@@ -45,7 +46,7 @@ type inprocResult struct {
 // inproc is the in-process benchmark: a Supervisor embedded in this
 // process, with this process's only reaper.
 type inproc struct {
-	sup    *supervisor.Supervisor
+	sup    *lifecycle.Tasks
 	rootfs string
 	seq    int
 }
@@ -67,7 +68,7 @@ func runInproc(args []string) error {
 	logrus.SetOutput(io.Discard) // libcontainer's log; the profile reads it through a hook
 	rp := reaper.NewReaper()
 	defer rp.Close()
-	sup, err := supervisor.New(supervisor.Options{
+	sup, err := lifecycle.New(lifecycle.Options{
 		Root: *state, Namespace: "bench", Reaper: rp,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -136,7 +137,7 @@ func (b *inproc) start() (start, running time.Time, err error) {
 	id := b.nextID("start")
 	spec := taskSpec(b.rootfs, id, "/bin/echo", "running")
 	start = time.Now()
-	_, err = b.sup.Create(ctx, supervisor.CreateOptions{ID: id, Bundle: b.rootfs, Spec: spec, IO: supervisor.IO{Stdout: w}})
+	_, err = b.sup.Create(ctx, lifecycle.CreateOptions{ID: id, Bundle: b.rootfs, Spec: spec, IO: lifecycle.IO{Stdout: w}})
 	w.Close()
 	if err != nil {
 		return start, running, fmt.Errorf("create task: %w", err)
@@ -165,7 +166,7 @@ func (b *inproc) start() (start, running time.Time, err error) {
 // startSleeper creates and starts a task that sleeps.
 func (b *inproc) startSleeper(ctx context.Context, id string) error {
 	spec := taskSpec(b.rootfs, id, "/bin/sleep", "100000")
-	if _, err := b.sup.Create(ctx, supervisor.CreateOptions{ID: id, Bundle: b.rootfs, Spec: spec}); err != nil {
+	if _, err := b.sup.Create(ctx, lifecycle.CreateOptions{ID: id, Bundle: b.rootfs, Spec: spec}); err != nil {
 		return fmt.Errorf("create task: %w", err)
 	}
 	if _, err := b.sup.Start(ctx, id); err != nil {

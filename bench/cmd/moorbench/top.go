@@ -7,8 +7,9 @@ import (
 	"os/exec"
 	"os/signal"
 
-	"github.com/lf-edge/moor/reaper"
 	"golang.org/x/sys/unix"
+
+	"github.com/lf-edge/moor/reaper"
 )
 
 // runTop becomes a subreaper, runs the worker in a private mount namespace

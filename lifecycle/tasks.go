@@ -1,4 +1,4 @@
-package supervisor
+package lifecycle
 
 import (
 	"errors"
@@ -27,7 +27,7 @@ const maxConcurrentStarts = 4
 // DefaultNamespace is the task namespace unless told otherwise.
 const DefaultNamespace = "default"
 
-// Options configure a Supervisor.
+// Options configure a Tasks.
 type Options struct {
 	Root          string // state root; DefaultRoot when empty
 	Namespace     string // task namespace; DefaultNamespace when empty
@@ -45,18 +45,18 @@ type Options struct {
 	// "creating".
 	HookRunner string
 	ProcRoot   string // procfs; anchor.ProcRoot when empty
-	// Reaper, when set, is the process's reaper: tasks this Supervisor
+	// Reaper, when set, is the process's reaper: tasks this Tasks
 	// creates are watched and their exits recorded. Without one the caller
 	// is not the anchors' reaper and exits are only seen as "stopped".
 	Reaper *reaper.Reaper
-	// OnExit, when set, is told of every exit this Supervisor records (of
+	// OnExit, when set, is told of every exit this Tasks records (of
 	// tasks it created with a Reaper, or adopted). It is called from the
 	// reaper's goroutine and must not block.
 	OnExit func(id string, ex *Exit)
 }
 
-// Supervisor runs tasks of one task namespace.
-type Supervisor struct {
+// Tasks runs tasks of one task namespace.
+type Tasks struct {
 	opts  Options
 	store Store
 	log   *slog.Logger
@@ -74,8 +74,8 @@ type Supervisor struct {
 	hier     []string
 }
 
-// New checks the options and returns a Supervisor.
-func New(opts Options) (*Supervisor, error) {
+// New checks the options and returns a Tasks.
+func New(opts Options) (*Tasks, error) {
 	if opts.Root == "" {
 		opts.Root = DefaultRoot
 	}
@@ -96,7 +96,7 @@ func New(opts Options) (*Supervisor, error) {
 			return nil, errors.New("systemd cgroup driver: systemd is not running on this host (no /run/systemd/system); drop --systemd-cgroup")
 		}
 	}
-	return &Supervisor{
+	return &Tasks{
 		opts:    opts,
 		store:   Store{Root: opts.Root},
 		log:     opts.Logger.With("namespace", opts.Namespace),
@@ -106,16 +106,16 @@ func New(opts Options) (*Supervisor, error) {
 	}, nil
 }
 
-// Store is the state store this Supervisor uses.
-func (s *Supervisor) Store() Store { return s.store }
+// Store is the state store this Tasks uses.
+func (s *Tasks) Store() Store { return s.store }
 
 // Resolve turns a task reference, an ID or an anchor PID, into the task's
 // record. An ID wins when a task of that name exists.
-func (s *Supervisor) Resolve(ref string) (*Record, error) {
+func (s *Tasks) Resolve(ref string) (*Record, error) {
 	if ref == "" {
 		return nil, fmt.Errorf("empty task id: %w", ErrNotExist)
 	}
-	if checkID(ref) == nil {
+	if CheckID(ref) == nil {
 		rec, err := s.store.Load(s.opts.Namespace, ref)
 		if errors.Is(err, ErrCorrupt) {
 			return s.recoverRecord(ref, err)
@@ -146,7 +146,7 @@ func (s *Supervisor) Resolve(ref string) (*Record, error) {
 }
 
 // load opens libcontainer's view of a task.
-func (s *Supervisor) load(rec *Record) (*libcontainer.Container, error) {
+func (s *Tasks) load(rec *Record) (*libcontainer.Container, error) {
 	c, err := libcontainer.Load(s.store.NamespaceDir(rec.Namespace), rec.ID)
 	if err != nil {
 		return nil, fmt.Errorf("load container %s: %w", rec.ID, err)
@@ -156,14 +156,14 @@ func (s *Supervisor) load(rec *Record) (*libcontainer.Container, error) {
 
 // observe finds a task's status from the record and from the kernel: the
 // record alone may be stale, since the anchor can die with nobody watching.
-func (s *Supervisor) observe(rec *Record) Status {
+func (s *Tasks) observe(rec *Record) Status {
 	st, _ := s.inspect(rec)
 	return st
 }
 
 // inspect is observe that also hands over the task's container when it
 // had to load it (nil otherwise), so that a caller need not load it again.
-func (s *Supervisor) inspect(rec *Record) (Status, *libcontainer.Container) {
+func (s *Tasks) inspect(rec *Record) (Status, *libcontainer.Container) {
 	if rec.Status == Stopped || rec.Exit != nil {
 		return Stopped, nil
 	}
@@ -196,7 +196,7 @@ func (s *Supervisor) inspect(rec *Record) (Status, *libcontainer.Container) {
 }
 
 // loaded is c, or the task's container loaded afresh when c is nil.
-func (s *Supervisor) loaded(rec *Record, c *libcontainer.Container) (*libcontainer.Container, error) {
+func (s *Tasks) loaded(rec *Record, c *libcontainer.Container) (*libcontainer.Container, error) {
 	if c != nil {
 		return c, nil
 	}
@@ -205,12 +205,12 @@ func (s *Supervisor) loaded(rec *Record, c *libcontainer.Container) (*libcontain
 
 // setStatus moves a task's recorded status through the transition function
 // and saves it; rec is refreshed from the store first, under the task lock.
-func (s *Supervisor) setStatus(rec *Record, to Status) error {
+func (s *Tasks) setStatus(rec *Record, to Status) error {
 	return s.setStatusWith(rec, to, nil)
 }
 
 // setStatusWith is setStatus that also applies change to the record.
-func (s *Supervisor) setStatusWith(rec *Record, to Status, change func(*Record)) error {
+func (s *Tasks) setStatusWith(rec *Record, to Status, change func(*Record)) error {
 	fresh, err := s.store.Update(rec.Namespace, rec.ID, func(r *Record) error {
 		if change != nil {
 			change(r)
@@ -236,7 +236,7 @@ func (s *Supervisor) setStatusWith(rec *Record, to Status, change func(*Record))
 // hierarchies lists the host's cgroup mounts, for the parent bookkeeping.
 // They are read once: a host does not remount its cgroup hierarchies under
 // a running supervisor.
-func (s *Supervisor) hierarchies() []string {
+func (s *Tasks) hierarchies() []string {
 	s.hierOnce.Do(func() {
 		var err error
 		if s.hier, err = cgroup.Hierarchies(); err != nil {
@@ -248,7 +248,7 @@ func (s *Supervisor) hierarchies() []string {
 
 // startSlot waits for one of the concurrent start slots and returns its
 // release.
-func (s *Supervisor) startSlot() (release func()) {
+func (s *Tasks) startSlot() (release func()) {
 	s.starts <- struct{}{}
 	return func() { <-s.starts }
 }
@@ -260,7 +260,7 @@ func (s *Supervisor) startSlot() (release func()) {
 // knew (the cgroup parents moor made, the exit, restarts) is lost. The
 // rebuilt record is saved, so the task is whole again; corrupt is returned
 // when libcontainer's state cannot be read either.
-func (s *Supervisor) recoverRecord(id string, corrupt error) (*Record, error) {
+func (s *Tasks) recoverRecord(id string, corrupt error) (*Record, error) {
 	c, err := libcontainer.Load(s.store.NamespaceDir(s.opts.Namespace), id)
 	if err != nil {
 		return nil, errors.Join(corrupt, err)

@@ -1,23 +1,24 @@
-package supervisor
+package lifecycle
 
 import (
 	"fmt"
 	"os"
 
-	"github.com/lf-edge/moor/reaper"
 	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lf-edge/moor/reaper"
 )
 
 // Execed is a process started inside a running task.
 type Execed struct {
 	PID int
-	// Done receives the process's exit when the Supervisor has a reaper;
+	// Done receives the process's exit when the Tasks has a reaper;
 	// it is nil otherwise.
 	Done <-chan reaper.Reaped
 }
 
 // Exec starts another process in a running task's namespaces and cgroup.
-func (s *Supervisor) Exec(ref string, p *specs.Process, stdio IO, extra []*os.File) (*Execed, error) {
+func (s *Tasks) Exec(ref string, p *specs.Process, stdio IO, extra []*os.File) (*Execed, error) {
 	rec, err := s.Resolve(ref)
 	if err != nil {
 		return nil, fmt.Errorf("exec in task: %w", err)

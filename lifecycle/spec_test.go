@@ -1,4 +1,4 @@
-package supervisor
+package lifecycle
 
 import (
 	"errors"
@@ -89,7 +89,7 @@ func TestSpecRules(t *testing.T) {
 	}
 }
 
-// TestCreateRuleChoice: a library Supervisor holds creates to the minimum
+// TestCreateRuleChoice: a library Tasks holds creates to the minimum
 // viable spec unless AnySpec; the annotation asks for it either way.
 func TestCreateRuleChoice(t *testing.T) {
 	bare := func(annotated bool) *specs.Spec {

@@ -1,4 +1,4 @@
-package supervisor
+package lifecycle
 
 import (
 	"context"
@@ -25,7 +25,7 @@ const StopSignalAnnotation = "org.opencontainers.image.stopSignal"
 // Signal sends sig to the task's anchor, or with all to every process of
 // the task. The anchor is reached through a pidfd checked against its
 // recorded start time: a reused PID is never signalled.
-func (s *Supervisor) Signal(ref string, sig unix.Signal, all bool) error {
+func (s *Tasks) Signal(ref string, sig unix.Signal, all bool) error {
 	rec, err := s.Resolve(ref)
 	if err != nil {
 		return fmt.Errorf("signal task: %w", err)
@@ -59,7 +59,7 @@ func (s *Supervisor) Signal(ref string, sig unix.Signal, all bool) error {
 
 // signalAll sends sig to every process in the task's cgroup, each through
 // its own pidfd.
-func (s *Supervisor) signalAll(rec *Record, sig unix.Signal) error {
+func (s *Tasks) signalAll(rec *Record, sig unix.Signal) error {
 	pids, err := s.pids(rec)
 	if err != nil {
 		if rec.Status == Stopped || rec.Exit != nil || errors.Is(err, os.ErrNotExist) {
@@ -85,7 +85,7 @@ func (s *Supervisor) signalAll(rec *Record, sig unix.Signal) error {
 }
 
 // thaw lets a frozen task receive a SIGKILL that is waiting for it.
-func (s *Supervisor) thaw(rec *Record) {
+func (s *Tasks) thaw(rec *Record) {
 	if c, err := s.load(rec); err == nil {
 		if st, _ := c.Status(); st == libcontainer.Paused {
 			_ = c.Resume()
@@ -94,7 +94,7 @@ func (s *Supervisor) thaw(rec *Record) {
 }
 
 // pids lists the processes in the task's cgroup.
-func (s *Supervisor) pids(rec *Record) ([]int, error) {
+func (s *Tasks) pids(rec *Record) ([]int, error) {
 	c, err := s.load(rec)
 	if err != nil {
 		return nil, err
@@ -103,7 +103,7 @@ func (s *Supervisor) pids(rec *Record) ([]int, error) {
 }
 
 // Processes lists the host PIDs of every process of the task.
-func (s *Supervisor) Processes(ref string) ([]int, error) {
+func (s *Tasks) Processes(ref string) ([]int, error) {
 	rec, err := s.Resolve(ref)
 	if err != nil {
 		return nil, fmt.Errorf("list processes: %w", err)
@@ -119,7 +119,7 @@ func (s *Supervisor) Processes(ref string) ([]int, error) {
 // the task's stop-signal annotation says otherwise) to the anchor, up to
 // timeout for it to exit, then SIGKILL to every process of the task, and it
 // returns once all of them are gone.
-func (s *Supervisor) Stop(ctx context.Context, ref string, timeout time.Duration) error {
+func (s *Tasks) Stop(ctx context.Context, ref string, timeout time.Duration) error {
 	rec, err := s.Resolve(ref)
 	if err != nil {
 		return fmt.Errorf("stop task: %w", err)
@@ -169,7 +169,7 @@ func (s *Supervisor) Stop(ctx context.Context, ref string, timeout time.Duration
 
 // killRest SIGKILLs every process left in the task's cgroup and waits
 // until the cgroup is empty.
-func (s *Supervisor) killRest(ctx context.Context, rec *Record) error {
+func (s *Tasks) killRest(ctx context.Context, rec *Record) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
@@ -192,7 +192,7 @@ func (s *Supervisor) killRest(ctx context.Context, rec *Record) error {
 // mounts and its state. A created, running or paused task is refused
 // unless force, which kills it first (the runtime spec's rule; runc
 // deletes a created task without force).
-func (s *Supervisor) Delete(ctx context.Context, ref string, force bool) error {
+func (s *Tasks) Delete(ctx context.Context, ref string, force bool) error {
 	rec, err := s.Resolve(ref)
 	if force && errors.Is(err, ErrCorrupt) {
 		return s.removeUnreadable(ref, err)
@@ -250,14 +250,14 @@ func (s *Supervisor) Delete(ctx context.Context, ref string, force bool) error {
 
 // removeCgroupParents removes the parent cgroups moor made for the task,
 // those that are empty.
-func (s *Supervisor) removeCgroupParents(rec *Record) {
+func (s *Tasks) removeCgroupParents(rec *Record) {
 	cgroup.RemoveEmpty(s.hierarchies(), rec.CgroupParents)
 	cgroup.RemoveEmptyDirs(rec.CgroupParentDirs)
 }
 
 // destroyCgroup removes the cgroup of a task whose libcontainer state is
 // missing (a create that died half-way).
-func (s *Supervisor) destroyCgroup(rec *Record) error {
+func (s *Tasks) destroyCgroup(rec *Record) error {
 	if rec.CgroupPath == "" {
 		return nil
 	}
@@ -272,16 +272,16 @@ func (s *Supervisor) destroyCgroup(rec *Record) error {
 }
 
 // Pause freezes every process of a running task.
-func (s *Supervisor) Pause(ref string) error {
+func (s *Tasks) Pause(ref string) error {
 	return s.freeze(ref, "pause", Running, Paused)
 }
 
 // Resume thaws a paused task.
-func (s *Supervisor) Resume(ref string) error {
+func (s *Tasks) Resume(ref string) error {
 	return s.freeze(ref, "resume", Paused, Running)
 }
 
-func (s *Supervisor) freeze(ref, action string, from, to Status) error {
+func (s *Tasks) freeze(ref, action string, from, to Status) error {
 	rec, err := s.Resolve(ref)
 	if err != nil {
 		return fmt.Errorf("%s task: %w", action, err)
@@ -312,7 +312,7 @@ func (s *Supervisor) freeze(ref, action string, from, to Status) error {
 // libcontainer state both cannot be read: with nothing to say which
 // processes and cgroup were the task's, only its directories go, so that
 // its name is free again.
-func (s *Supervisor) removeUnreadable(id string, cause error) error {
+func (s *Tasks) removeUnreadable(id string, cause error) error {
 	if err := rootfs.Cleanup(s.store.ScratchDir(s.opts.Namespace, id)); err != nil {
 		return fmt.Errorf("delete task %s: %w", id, err)
 	}

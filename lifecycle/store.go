@@ -1,4 +1,4 @@
-package supervisor
+package lifecycle
 
 import (
 	"encoding/json"
@@ -38,7 +38,9 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9_+.-]+$`)
 // element, as containerd's namespaces are.
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 
-func checkID(id string) error {
+// CheckID accepts a task ID as libcontainer does: letters, digits and _+.-,
+// not "." or "..".
+func CheckID(id string) error {
 	if id == "" || !idPattern.MatchString(id) || id == "." || id == ".." {
 		return fmt.Errorf("task id %q: want letters, digits and _+.- only", id)
 	}
@@ -108,7 +110,7 @@ func (s Store) ScratchDir(namespace, id string) string {
 
 // Load reads a task's record.
 func (s Store) Load(namespace, id string) (*Record, error) {
-	if err := checkID(id); err != nil {
+	if err := CheckID(id); err != nil {
 		return nil, fmt.Errorf("load task: %w", err)
 	}
 	b, err := os.ReadFile(filepath.Join(s.Dir(namespace, id), recordFile))
@@ -141,7 +143,7 @@ func (s Store) Save(r *Record) error {
 // other goroutines and other processes are serialised. A task whose
 // directory is gone gives ErrNotExist.
 func (s Store) Lock(namespace, id string) (unlock func(), err error) {
-	if err := checkID(id); err != nil {
+	if err := CheckID(id); err != nil {
 		return nil, fmt.Errorf("lock task: %w", err)
 	}
 	d, err := os.Open(s.Dir(namespace, id))
@@ -212,7 +214,7 @@ func (s Store) IDs(namespace string) ([]string, error) {
 	}
 	var ids []string
 	for _, e := range entries {
-		if e.IsDir() && checkID(e.Name()) == nil {
+		if e.IsDir() && CheckID(e.Name()) == nil {
 			ids = append(ids, e.Name())
 		}
 	}

@@ -1,4 +1,4 @@
-package supervisor
+package lifecycle
 
 import (
 	"context"
@@ -27,13 +27,16 @@ type CreateOptions struct {
 	IO     IO
 	// ExtraFiles are passed to the task's process as fds 3, 4, ...
 	ExtraFiles []*os.File
+	// Restarts is how many times the task was made again before this
+	// one: the count a supervisor's restart policy keeps.
+	Restarts int
 }
 
 // checkCreate validates a create before anything is made, and returns the
 // absolute bundle and the spec with its paths made absolute and its cgroup
 // path defaulted.
-func (s *Supervisor) checkCreate(o CreateOptions) (string, *specs.Spec, error) {
-	if err := checkID(o.ID); err != nil {
+func (s *Tasks) checkCreate(o CreateOptions) (string, *specs.Spec, error) {
+	if err := CheckID(o.ID); err != nil {
 		return "", nil, fmt.Errorf("create task: %w", err)
 	}
 	validate := RequireMinimumSpec
@@ -66,7 +69,7 @@ func (s *Supervisor) checkCreate(o CreateOptions) (string, *specs.Spec, error) {
 // Create makes a task's namespaces, cgroup and anchor; the anchor waits for
 // Start. The spec is validated first: a bad spec leaves nothing behind, and
 // so does any later failure.
-func (s *Supervisor) Create(ctx context.Context, o CreateOptions) (*Record, error) {
+func (s *Tasks) Create(ctx context.Context, o CreateOptions) (*Record, error) {
 	bundle, spec, err := s.checkCreate(o)
 	if err != nil {
 		return nil, err
@@ -109,6 +112,7 @@ func (s *Supervisor) Create(ctx context.Context, o CreateOptions) (*Record, erro
 		CgroupPath:    spec.Linux.CgroupsPath,
 		CgroupParents: cgroup.MissingAncestors(hier, spec.Linux.CgroupsPath),
 		Hooks:         hooks,
+		Restarts:      o.Restarts,
 	}
 	if !path.IsAbs(rec.CgroupPath) && !s.opts.SystemdCgroup {
 		leaves, err := cgroup.LeafDirs(rec.CgroupPath)
@@ -155,7 +159,7 @@ func (s *Supervisor) Create(ctx context.Context, o CreateOptions) (*Record, erro
 
 // startAnchor forks the anchor (blocked until Start), records its identity
 // and, with a reaper, watches it before the reaper may collect it.
-func (s *Supervisor) startAnchor(c *libcontainer.Container, proc *libcontainer.Process, rec *Record) error {
+func (s *Tasks) startAnchor(c *libcontainer.Container, proc *libcontainer.Process, rec *Record) error {
 	defer s.startSlot()()
 	if s.opts.Reaper != nil {
 		release := s.opts.Reaper.HoldStarts()
@@ -184,7 +188,7 @@ func (s *Supervisor) startAnchor(c *libcontainer.Container, proc *libcontainer.P
 }
 
 // killAnchor kills a task's anchor and waits until it has exited.
-func (s *Supervisor) killAnchor(ctx context.Context, rec *Record) {
+func (s *Tasks) killAnchor(ctx context.Context, rec *Record) {
 	h, err := rec.Anchor.Open(s.opts.ProcRoot)
 	if err != nil {
 		return
@@ -198,7 +202,7 @@ func (s *Supervisor) killAnchor(ctx context.Context, rec *Record) {
 }
 
 // Start lets a created task's anchor run the task's process.
-func (s *Supervisor) Start(ctx context.Context, ref string) (*Record, error) {
+func (s *Tasks) Start(ctx context.Context, ref string) (*Record, error) {
 	rec, err := s.Resolve(ref)
 	if err != nil {
 		return nil, fmt.Errorf("start task: %w", err)

@@ -1,4 +1,4 @@
-package supervisor
+package lifecycle
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 
 // Stats reads the statistics of a live task's cgroup (CPU, memory, pids,
 // block I/O, hugetlb) through libcontainer's cgroup manager.
-func (s *Supervisor) Stats(ref string) (*cgroups.Stats, error) {
+func (s *Tasks) Stats(ref string) (*cgroups.Stats, error) {
 	rec, err := s.Resolve(ref)
 	if err != nil {
 		return nil, fmt.Errorf("read stats: %w", err)
@@ -29,7 +29,7 @@ func (s *Supervisor) Stats(ref string) (*cgroups.Stats, error) {
 
 // liveContainer loads the container of a task that is created, running or
 // paused, and refuses any other.
-func (s *Supervisor) liveContainer(action string, rec *Record) (*libcontainer.Container, error) {
+func (s *Tasks) liveContainer(action string, rec *Record) (*libcontainer.Container, error) {
 	st, c := s.inspect(rec)
 	if err := requireStatus(action, rec.ID, st, Created, Running, Paused); err != nil {
 		return nil, err
@@ -37,7 +37,7 @@ func (s *Supervisor) liveContainer(action string, rec *Record) (*libcontainer.Co
 	return s.loaded(rec, c)
 }
 
-func (s *Supervisor) stats(rec *Record, c *libcontainer.Container) (*cgroups.Stats, error) {
+func (s *Tasks) stats(rec *Record, c *libcontainer.Container) (*cgroups.Stats, error) {
 	ls, err := c.Stats()
 	if err != nil {
 		return nil, fmt.Errorf("read stats of task %s: %w", rec.ID, err)
@@ -72,7 +72,7 @@ type Event struct {
 // OOM kills are counted in the cgroup (memory.events or memory.oom_control)
 // whenever the kernel's OOM notification fires, at every interval, and
 // once more after the anchor has exited.
-func (s *Supervisor) Events(ctx context.Context, ref string, interval time.Duration, fn func(Event) error) error {
+func (s *Tasks) Events(ctx context.Context, ref string, interval time.Duration, fn func(Event) error) error {
 	if interval <= 0 {
 		return fmt.Errorf("watch events: interval %v: must be positive", interval)
 	}
@@ -125,7 +125,7 @@ func (s *Supervisor) Events(ctx context.Context, ref string, interval time.Durat
 }
 
 // watchGone returns a channel closed when the task's anchor has exited.
-func (s *Supervisor) watchGone(ctx context.Context, rec *Record) (<-chan struct{}, error) {
+func (s *Tasks) watchGone(ctx context.Context, rec *Record) (<-chan struct{}, error) {
 	gone := make(chan struct{})
 	h, err := rec.Anchor.Open(s.opts.ProcRoot)
 	if errors.Is(err, anchor.ErrGone) {
@@ -152,7 +152,7 @@ type oomCounter struct {
 	seen uint64
 }
 
-func (s *Supervisor) newOOMCounter(rec *Record, c *libcontainer.Container) *oomCounter {
+func (s *Tasks) newOOMCounter(rec *Record, c *libcontainer.Container) *oomCounter {
 	o := &oomCounter{id: rec.ID, dir: memoryDir(c)}
 	if o.dir == "" {
 		s.log.Warn("task has no memory cgroup: no OOM events", "id", rec.ID)

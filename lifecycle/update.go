@@ -1,4 +1,4 @@
-package supervisor
+package lifecycle
 
 import (
 	"fmt"
@@ -9,7 +9,7 @@ import (
 // Update changes a live task's memory, CPU and pids limits. Only the fields
 // set in r change; the result must still be a valid minimum viable spec.
 // The task's saved spec is updated too, so info shows what is in force.
-func (s *Supervisor) Update(ref string, r *specs.LinuxResources) error {
+func (s *Tasks) Update(ref string, r *specs.LinuxResources) error {
 	rec, err := s.Resolve(ref)
 	if err != nil {
 		return fmt.Errorf("update task: %w", err)

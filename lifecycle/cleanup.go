@@ -1,4 +1,4 @@
-package supervisor
+package lifecycle
 
 // cleanup is a stack of undo steps for a multi-step setup: push an undo
 // after each resource is made; on failure run them all, newest first; on

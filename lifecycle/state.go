@@ -1,4 +1,4 @@
-package supervisor
+package lifecycle
 
 import (
 	"errors"
@@ -31,7 +31,7 @@ type State struct {
 }
 
 // State reports a task's state as the kernel shows it now.
-func (s *Supervisor) State(ref string) (*State, error) {
+func (s *Tasks) State(ref string) (*State, error) {
 	rec, err := s.Resolve(ref)
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
@@ -39,7 +39,7 @@ func (s *Supervisor) State(ref string) (*State, error) {
 	return s.stateOf(rec), nil
 }
 
-func (s *Supervisor) stateOf(rec *Record) *State {
+func (s *Tasks) stateOf(rec *Record) *State {
 	st := &State{
 		OCIVersion:  specs.Version,
 		ID:          rec.ID,
@@ -68,7 +68,7 @@ func (s *Supervisor) stateOf(rec *Record) *State {
 }
 
 // List reports every task of the namespace.
-func (s *Supervisor) List() ([]*State, error) {
+func (s *Tasks) List() ([]*State, error) {
 	ids, err := s.store.IDs(s.opts.Namespace)
 	if err != nil {
 		return nil, err
@@ -87,4 +87,13 @@ func (s *Supervisor) List() ([]*State, error) {
 		out = append(out, s.stateOf(rec))
 	}
 	return out, nil
+}
+
+// Spec is the spec a task was created from (as updated since).
+func (s *Tasks) Spec(ref string) (*specs.Spec, error) {
+	rec, err := s.Resolve(ref)
+	if err != nil {
+		return nil, fmt.Errorf("spec of task: %w", err)
+	}
+	return s.store.LoadSpec(rec.Namespace, rec.ID)
 }

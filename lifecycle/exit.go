@@ -1,4 +1,4 @@
-package supervisor
+package lifecycle
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 
 // watch has the reaper record the anchor's exit. Called with the reaper's
 // starts held, with the container just started.
-func (s *Supervisor) watch(rec *Record, c *libcontainer.Container) {
+func (s *Tasks) watch(rec *Record, c *libcontainer.Container) {
 	ns, id, who, memDir := rec.Namespace, rec.ID, rec.Anchor, memoryDir(c)
 	s.opts.Reaper.Watch(rec.Anchor.PID, func(r reaper.Reaped) {
 		s.recordExit(ns, id, who, exitOf(r, memDir))
@@ -56,7 +56,7 @@ func memoryDir(c *libcontainer.Container) string {
 // wakes the task's waiters. An exit is recorded once, and only for the
 // anchor the task still has: a late report of an earlier anchor of a
 // restarted task changes nothing.
-func (s *Supervisor) recordExit(ns, id string, who anchor.Identity, ex *Exit) {
+func (s *Tasks) recordExit(ns, id string, who anchor.Identity, ex *Exit) {
 	stale := false
 	_, err := s.store.Update(ns, id, func(r *Record) error {
 		if r.Anchor != who || r.Exit != nil {
@@ -97,7 +97,7 @@ func (s *Supervisor) recordExit(ns, id string, who anchor.Identity, ex *Exit) {
 // With a reaper that watches the task, the exit status is exact; otherwise
 // Wait watches the anchor through its pidfd and returns the recorded exit,
 // if any process recorded one, or nil.
-func (s *Supervisor) Wait(ctx context.Context, ref string) (*Exit, error) {
+func (s *Tasks) Wait(ctx context.Context, ref string) (*Exit, error) {
 	rec, err := s.Resolve(ref)
 	if err != nil {
 		return nil, fmt.Errorf("wait for task: %w", err)
@@ -144,7 +144,7 @@ const ExitUnknown ExitReason = "unknown"
 // ExitOOM when its cgroup saw an OOM kill), and reported to OnExit. The
 // wait goes through Go's network poller on the anchor's pidfd, so adopted
 // tasks cost no OS thread.
-func (s *Supervisor) Adopt(ref string) error {
+func (s *Tasks) Adopt(ref string) error {
 	rec, err := s.Resolve(ref)
 	if err != nil {
 		return fmt.Errorf("adopt task: %w", err)
