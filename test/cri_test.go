@@ -31,43 +31,18 @@ const pauseImage = "docker.io/library/pause:moor-test"
 // it, both run through the moor handler, in cgroups under cgroupParent;
 // exec, logs, stop and removal; then nothing is left.
 func TestCRI(t *testing.T) {
-	crictlBin := buildCrictl(t)
-	c := newCtr(t, &containerd.CRI{
-		SandboxImage: pauseImage,
-		Runtimes:     []containerd.Runtime{{Name: "moor", BinaryName: moorBin}},
-	})
-	c.importImage(t, criNamespace, ociimage.Image{Name: pauseImage, Env: []string{"PATH=/bin"},
-		Entrypoint: []string{"sh", "-c", `trap "exit 0" TERM; sleep 2147483647 & wait`}})
-	c.importImage(t, criNamespace, ociimage.Image{Name: busyboxImage, Cmd: []string{"sh"}, Env: []string{"PATH=/bin"}})
-	cri := &crictl{bin: crictlBin, socket: "unix://" + c.d.Socket()}
-
-	dir := string(c.d.Layout)
-	podParent := cgroupParent + "/" + taskID(t)
-	podConfig := writeCRIConfig(t, dir, "pod.json", map[string]any{
-		"metadata":      map[string]any{"name": "moor-pod", "namespace": "moor-test", "uid": "moor-pod-uid"},
-		"log_directory": filepath.Join(dir, "pod-logs"),
-		"linux": map[string]any{
-			"cgroup_parent":    podParent,
-			"security_context": map[string]any{"namespace_options": map[string]any{"network": 2}}, // host network: no CNI
-		},
-	})
-	ctrConfig := writeCRIConfig(t, dir, "container.json", map[string]any{
-		"metadata": map[string]any{"name": "busybox"},
-		"image":    map[string]any{"image": busyboxImage},
-		"command":  []string{"sh", "-c", `echo started; trap "exit 0" TERM; sleep 1000 & wait`},
-		"log_path": "busybox.log",
-	})
-
-	pod := cri.must(t, "runp", "--runtime", "moor", podConfig)
+	e := newCRIEnv(t)
+	c, cri := e.c, e.cri
+	pod := cri.must(t, "runp", "--runtime", "moor", e.podConfig)
 	c.ids = append(c.ids, pod)
 	var sb criInspect
 	cri.inspect(t, &sb, "inspectp", pod)
 	if sb.Status.State != "SANDBOX_READY" || sb.Info.RuntimeHandler != "moor" {
 		t.Fatalf("pod sandbox: state %s, runtime handler %q; want SANDBOX_READY through moor", sb.Status.State, sb.Info.RuntimeHandler)
 	}
-	c.checkMoorTask(t, pod, sb.Info.PID, podParent)
+	c.checkMoorTask(t, pod, sb.Info.PID, e.podParent)
 
-	ctr := cri.must(t, "create", pod, ctrConfig, podConfig)
+	ctr := cri.must(t, "create", pod, e.ctrConfig, e.podConfig)
 	c.ids = append(c.ids, ctr)
 	cri.must(t, "start", ctr)
 	var ci criInspect
@@ -75,7 +50,7 @@ func TestCRI(t *testing.T) {
 	if ci.Status.State != "CONTAINER_RUNNING" {
 		t.Fatalf("container state %s, want CONTAINER_RUNNING", ci.Status.State)
 	}
-	c.checkMoorTask(t, ctr, ci.Info.PID, podParent)
+	c.checkMoorTask(t, ctr, ci.Info.PID, e.podParent)
 
 	if out := cri.must(t, "exec", ctr, "sh", "-c", "echo exec-ok; cat /proc/1/cmdline"); !strings.HasPrefix(out, "exec-ok") || !strings.Contains(out, "trap") {
 		t.Fatalf("crictl exec printed %q, want exec-ok and the container's PID 1", out)
@@ -94,22 +69,66 @@ func TestCRI(t *testing.T) {
 	cri.must(t, "rm", ctr)
 	cri.must(t, "stopp", pod)
 	cri.must(t, "rmp", pod)
+	e.checkNothingLeft(t)
+}
 
-	if out := cri.must(t, "pods", "-q") + cri.must(t, "ps", "-a", "-q"); strings.TrimSpace(out) != "" {
+// criEnv is a private containerd with the CRI plugin and the moor
+// handler, its images, crictl, and the pod's and container's configs.
+type criEnv struct {
+	c                    *ctrEnv
+	cri                  *crictl
+	podParent            string // the pod's cgroup parent
+	podConfig, ctrConfig string // crictl's config files
+}
+
+func newCRIEnv(t *testing.T) *criEnv {
+	t.Helper()
+	crictlBin := buildCrictl(t)
+	c := newCtr(t, &containerd.CRI{
+		SandboxImage: pauseImage,
+		Runtimes:     []containerd.Runtime{{Name: "moor", BinaryName: moorBin}},
+	})
+	c.importImage(t, criNamespace, ociimage.Image{Name: pauseImage, Env: []string{"PATH=/bin"},
+		Entrypoint: []string{"sh", "-c", `trap "exit 0" TERM; sleep 2147483647 & wait`}})
+	c.importImage(t, criNamespace, ociimage.Image{Name: busyboxImage, Cmd: []string{"sh"}, Env: []string{"PATH=/bin"}})
+	e := &criEnv{c: c, cri: &crictl{bin: crictlBin, socket: "unix://" + c.d.Socket()}, podParent: cgroupParent + "/" + taskID(t)}
+	dir := string(c.d.Layout)
+	e.podConfig = writeCRIConfig(t, dir, "pod.json", map[string]any{
+		"metadata":      map[string]any{"name": "moor-pod", "namespace": "moor-test", "uid": "moor-pod-uid"},
+		"log_directory": filepath.Join(dir, "pod-logs"),
+		"linux": map[string]any{
+			"cgroup_parent":    e.podParent,
+			"security_context": map[string]any{"namespace_options": map[string]any{"network": 2}}, // host network: no CNI
+		},
+	})
+	e.ctrConfig = writeCRIConfig(t, dir, "container.json", map[string]any{
+		"metadata": map[string]any{"name": "busybox"},
+		"image":    map[string]any{"image": busyboxImage},
+		"command":  []string{"sh", "-c", `echo started; trap "exit 0" TERM; sleep 1000 & wait`},
+		"log_path": "busybox.log",
+	})
+	return e
+}
+
+// checkNothingLeft checks that crictl lists nothing, containerd holds
+// nothing, and no task's cgroup nor the pod's cgroup parent is left.
+func (e *criEnv) checkNothingLeft(t *testing.T) {
+	t.Helper()
+	if out := e.cri.must(t, "pods", "-q") + e.cri.must(t, "ps", "-a", "-q"); strings.TrimSpace(out) != "" {
 		t.Errorf("crictl still lists %q", out)
 	}
-	c.checkNothingLeft(t, criNamespace)
+	e.c.checkNothingLeft(t, criNamespace)
 	hier, err := cgroup.Hierarchies()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range c.ids {
-		if cgroup.Exists(hier, podParent+"/"+id) {
-			t.Errorf("cgroup %s/%s left behind", podParent, id)
+	for _, id := range e.c.ids {
+		if cgroup.Exists(hier, e.podParent+"/"+id) {
+			t.Errorf("cgroup %s/%s left behind", e.podParent, id)
 		}
 	}
-	if cgroup.Exists(hier, podParent) {
-		t.Errorf("the pod's cgroup parent %s is left behind", podParent)
+	if cgroup.Exists(hier, e.podParent) {
+		t.Errorf("the pod's cgroup parent %s is left behind", e.podParent)
 	}
 }
 
