@@ -106,6 +106,7 @@ func (s *Tasks) Create(ctx context.Context, o CreateOptions) (*Record, error) {
 		ID:            o.ID,
 		Namespace:     s.opts.Namespace,
 		Bundle:        bundle,
+		Rootfs:        spec.Root.Path,
 		Status:        Creating,
 		Created:       time.Now().UTC(),
 		Annotations:   spec.Annotations,
@@ -121,7 +122,7 @@ func (s *Tasks) Create(ctx context.Context, o CreateOptions) (*Record, error) {
 		}
 		rec.CgroupParents, rec.CgroupParentDirs = nil, cgroup.MissingParentDirs(leaves)
 	}
-	c, err := libcontainer.Create(s.store.NamespaceDir(s.opts.Namespace), o.ID, cfg)
+	c, err := s.opts.Runtime.Create(s.store.NamespaceDir(s.opts.Namespace), o.ID, cfg)
 	if err != nil {
 		if errors.Is(err, libcontainer.ErrExist) {
 			err = ErrExist
@@ -147,11 +148,20 @@ func (s *Tasks) Create(ctx context.Context, o CreateOptions) (*Record, error) {
 	if err := s.startAnchor(c, proc, rec); err != nil {
 		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
 	}
-	undo.push(func() { s.killAnchor(ctx, rec) })
+	undo.push(func() { s.killAnchor(ctx, rec, c) })
 	anchorID := rec.Anchor
-	if err := s.setStatusWith(rec, Created, func(r *Record) { r.Anchor = anchorID }); err != nil {
+	fresh, err := s.store.Update(rec.Namespace, rec.ID, func(r *Record) error {
+		r.Anchor = anchorID
+		if r.Status != Creating {
+			return nil // the reaper saw the anchor end already
+		}
+		r.Status, err = transition(r.Status, Created)
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
 	}
+	rec = fresh
 	undo.release()
 	s.log.Info("task created", "id", o.ID, "pid", rec.Anchor.PID, "cgroup", rec.CgroupPath)
 	return rec, nil
@@ -159,16 +169,13 @@ func (s *Tasks) Create(ctx context.Context, o CreateOptions) (*Record, error) {
 
 // startAnchor forks the anchor (blocked until Start), records its identity
 // and, with a reaper, watches it before the reaper may collect it.
-func (s *Tasks) startAnchor(c *libcontainer.Container, proc *libcontainer.Process, rec *Record) error {
+func (s *Tasks) startAnchor(c Container, proc *libcontainer.Process, rec *Record) error {
 	defer s.startSlot()()
 	if s.opts.Reaper != nil {
 		release := s.opts.Reaper.HoldStarts()
 		defer release()
 	}
-	if err := c.Start(proc); err != nil {
-		return fmt.Errorf("start anchor: %w", err)
-	}
-	pid, err := proc.Pid()
+	pid, err := c.Start(proc)
 	if err != nil {
 		return fmt.Errorf("start anchor: %w", err)
 	}
@@ -187,38 +194,33 @@ func (s *Tasks) startAnchor(c *libcontainer.Container, proc *libcontainer.Proces
 	return nil
 }
 
-// killAnchor kills a task's anchor and waits until it has exited.
-func (s *Tasks) killAnchor(ctx context.Context, rec *Record) {
-	h, err := rec.Anchor.Open(s.opts.ProcRoot)
-	if err != nil {
-		return
+// killAnchor kills the anchor of a task being made, and waits until it
+// has exited.
+func (s *Tasks) killAnchor(ctx context.Context, rec *Record, c Container) {
+	h := &handle{t: s, rec: rec, c: c, unlock: func() {}}
+	if a, err := rec.Anchor.Open(s.opts.ProcRoot); err == nil {
+		h.anchor = a
 	}
-	defer h.Close()
-	_ = h.Signal(unix.SIGKILL)
-	s.thaw(rec) // a frozen anchor dies only once thawed
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	_ = h.Wait(ctx)
+	defer h.close()
+	h.killAnchor(ctx)
 }
 
 // Start lets a created task's anchor run the task's process.
 func (s *Tasks) Start(ctx context.Context, ref string) (*Record, error) {
-	rec, err := s.Resolve(ref)
+	h, err := s.open(ref, "start", locked, Created)
 	if err != nil {
-		return nil, fmt.Errorf("start task: %w", err)
-	}
-	st, c := s.inspect(rec)
-	if err := requireStatus("start", rec.ID, st, Created); err != nil {
 		return nil, err
 	}
-	c, err = s.loaded(rec, c)
+	defer h.close()
+	rec := h.rec
+	c, err := h.container()
 	if err != nil {
 		return nil, fmt.Errorf("start task %s: %w", rec.ID, err)
 	}
 	if err := c.Exec(); err != nil {
 		return nil, fmt.Errorf("start task %s: %w", rec.ID, err)
 	}
-	if err := s.setStatus(rec, Running); err != nil {
+	if err := h.setStatus(Running); err != nil {
 		return nil, fmt.Errorf("start task %s: %w", rec.ID, err)
 	}
 	if rec.Hooks != nil {

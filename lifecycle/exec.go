@@ -19,25 +19,22 @@ type Execed struct {
 
 // Exec starts another process in a running task's namespaces and cgroup.
 func (s *Tasks) Exec(ref string, p *specs.Process, stdio IO, extra []*os.File) (*Execed, error) {
-	rec, err := s.Resolve(ref)
+	h, err := s.open(ref, "exec in", unlocked, Running)
 	if err != nil {
-		return nil, fmt.Errorf("exec in task: %w", err)
-	}
-	st, c := s.inspect(rec)
-	if err := requireStatus("exec in", rec.ID, st, Running); err != nil {
 		return nil, err
 	}
+	defer h.close()
 	if p == nil || len(p.Args) == 0 {
-		return nil, fmt.Errorf("exec in task %s: %w: process.args: must name a program", rec.ID, ErrInvalidSpec)
+		return nil, fmt.Errorf("exec in task %s: %w: process.args: must name a program", h.rec.ID, ErrInvalidSpec)
 	}
 	proc, err := newProcess(p, stdio, false)
 	if err != nil {
-		return nil, fmt.Errorf("exec in task %s: %w", rec.ID, err)
+		return nil, fmt.Errorf("exec in task %s: %w", h.rec.ID, err)
 	}
 	proc.ExtraFiles = extra
-	c, err = s.loaded(rec, c)
+	c, err := h.container()
 	if err != nil {
-		return nil, fmt.Errorf("exec in task %s: %w", rec.ID, err)
+		return nil, fmt.Errorf("exec in task %s: %w", h.rec.ID, err)
 	}
 	ex := &Execed{}
 	defer s.startSlot()()
@@ -45,11 +42,8 @@ func (s *Tasks) Exec(ref string, p *specs.Process, stdio IO, extra []*os.File) (
 		release := s.opts.Reaper.HoldStarts()
 		defer release()
 	}
-	if err := c.Run(proc); err != nil {
-		return nil, fmt.Errorf("exec in task %s: %w", rec.ID, err)
-	}
-	if ex.PID, err = proc.Pid(); err != nil {
-		return nil, fmt.Errorf("exec in task %s: %w", rec.ID, err)
+	if ex.PID, err = c.Run(proc); err != nil {
+		return nil, fmt.Errorf("exec in task %s: %w", h.rec.ID, err)
 	}
 	if s.opts.Reaper != nil {
 		ex.Done = s.opts.Reaper.WaitChan(ex.PID)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/opencontainers/runc/libcontainer"
 	"golang.org/x/sys/unix"
 
 	"github.com/lf-edge/moor/anchor"
@@ -16,7 +15,7 @@ import (
 
 // watch has the reaper record the anchor's exit. Called with the reaper's
 // starts held, with the container just started.
-func (s *Tasks) watch(rec *Record, c *libcontainer.Container) {
+func (s *Tasks) watch(rec *Record, c Container) {
 	ns, id, who, memDir := rec.Namespace, rec.ID, rec.Anchor, memoryDir(c)
 	s.opts.Reaper.Watch(rec.Anchor.PID, func(r reaper.Reaped) {
 		s.recordExit(ns, id, who, exitOf(r, memDir))
@@ -41,7 +40,7 @@ func exitOf(r reaper.Reaped, memDir string) *Exit {
 
 // memoryDir is the directory of the task's memory cgroup, where OOM kills
 // are counted.
-func memoryDir(c *libcontainer.Container) string {
+func memoryDir(c Container) string {
 	st, err := c.State()
 	if err != nil {
 		return ""
@@ -145,21 +144,20 @@ const ExitUnknown ExitReason = "unknown"
 // wait goes through Go's network poller on the anchor's pidfd, so adopted
 // tasks cost no OS thread.
 func (s *Tasks) Adopt(ref string) error {
-	rec, err := s.Resolve(ref)
+	t, err := s.open(ref, "adopt", unlocked, Created, Running, Paused)
 	if err != nil {
-		return fmt.Errorf("adopt task: %w", err)
+		return err
 	}
-	h, err := rec.Anchor.Open(s.opts.ProcRoot)
-	if err != nil {
-		return fmt.Errorf("adopt task %s: %w", rec.ID, err)
+	rec, h := t.rec, t.anchor
+	t.anchor = nil // the watch below keeps the pidfd
+	memDir := ""
+	if c, err := t.container(); err == nil {
+		memDir = memoryDir(c)
 	}
+	t.close()
 	s.mu.Lock()
 	delete(s.exited, rec.ID)
 	s.mu.Unlock()
-	memDir := ""
-	if c, err := s.load(rec); err == nil {
-		memDir = memoryDir(c)
-	}
 	go func() {
 		defer h.Close()
 		if err := h.Wait(context.Background()); err != nil {

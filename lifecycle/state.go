@@ -58,10 +58,13 @@ func (s *Tasks) stateOf(rec *Record) *State {
 	if vm, err := devicemodel.ReadRunState(rec.Annotations); err == nil {
 		st.VM = vm
 	}
-	if spec, err := s.store.LoadSpec(rec.Namespace, rec.ID); err == nil && spec.Root != nil {
-		st.Rootfs = spec.Root.Path
-		if !filepath.IsAbs(st.Rootfs) {
-			st.Rootfs = filepath.Join(rec.Bundle, st.Rootfs)
+	st.Rootfs = rec.Rootfs
+	if st.Rootfs == "" { // a record from before Rootfs was kept
+		if spec, err := s.store.LoadSpec(rec.Namespace, rec.ID); err == nil && spec.Root != nil {
+			st.Rootfs = spec.Root.Path
+			if !filepath.IsAbs(st.Rootfs) {
+				st.Rootfs = filepath.Join(rec.Bundle, st.Rootfs)
+			}
 		}
 	}
 	return st

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/opencontainers/cgroups"
-	"github.com/opencontainers/runc/libcontainer"
 
 	"github.com/lf-edge/moor/anchor"
 	"github.com/lf-edge/moor/cgroup"
@@ -16,28 +15,19 @@ import (
 // Stats reads the statistics of a live task's cgroup (CPU, memory, pids,
 // block I/O, hugetlb) through libcontainer's cgroup manager.
 func (s *Tasks) Stats(ref string) (*cgroups.Stats, error) {
-	rec, err := s.Resolve(ref)
-	if err != nil {
-		return nil, fmt.Errorf("read stats: %w", err)
-	}
-	c, err := s.liveContainer("read stats of", rec)
+	h, err := s.open(ref, "read stats of", unlocked, Created, Running, Paused)
 	if err != nil {
 		return nil, err
 	}
-	return s.stats(rec, c)
-}
-
-// liveContainer loads the container of a task that is created, running or
-// paused, and refuses any other.
-func (s *Tasks) liveContainer(action string, rec *Record) (*libcontainer.Container, error) {
-	st, c := s.inspect(rec)
-	if err := requireStatus(action, rec.ID, st, Created, Running, Paused); err != nil {
-		return nil, err
+	defer h.close()
+	c, err := h.container()
+	if err != nil {
+		return nil, fmt.Errorf("read stats of task %s: %w", h.rec.ID, err)
 	}
-	return s.loaded(rec, c)
+	return s.stats(h.rec, c)
 }
 
-func (s *Tasks) stats(rec *Record, c *libcontainer.Container) (*cgroups.Stats, error) {
+func (s *Tasks) stats(rec *Record, c Container) (*cgroups.Stats, error) {
 	ls, err := c.Stats()
 	if err != nil {
 		return nil, fmt.Errorf("read stats of task %s: %w", rec.ID, err)
@@ -76,18 +66,17 @@ func (s *Tasks) Events(ctx context.Context, ref string, interval time.Duration, 
 	if interval <= 0 {
 		return fmt.Errorf("watch events: interval %v: must be positive", interval)
 	}
-	rec, err := s.Resolve(ref)
-	if err != nil {
-		return fmt.Errorf("watch events: %w", err)
-	}
-	c, err := s.liveContainer("watch events of", rec)
+	h, err := s.open(ref, "watch events of", unlocked, Created, Running, Paused)
 	if err != nil {
 		return err
 	}
-	gone, err := s.watchGone(ctx, rec)
+	defer h.close()
+	rec := h.rec
+	c, err := h.container()
 	if err != nil {
-		return err
+		return fmt.Errorf("watch events of task %s: %w", rec.ID, err)
 	}
+	gone := s.watchGone(ctx, rec.ID, h.anchor)
 	oom := s.newOOMCounter(rec, c)
 	notify, err := c.NotifyOOM()
 	if err != nil {
@@ -124,25 +113,21 @@ func (s *Tasks) Events(ctx context.Context, ref string, interval time.Duration, 
 	}
 }
 
-// watchGone returns a channel closed when the task's anchor has exited.
-func (s *Tasks) watchGone(ctx context.Context, rec *Record) (<-chan struct{}, error) {
+// watchGone returns a channel closed when the anchor a (nil: gone
+// already) has exited.
+func (s *Tasks) watchGone(ctx context.Context, id string, a *anchor.Handle) <-chan struct{} {
 	gone := make(chan struct{})
-	h, err := rec.Anchor.Open(s.opts.ProcRoot)
-	if errors.Is(err, anchor.ErrGone) {
+	if a == nil {
 		close(gone)
-		return gone, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("watch events of task %s: %w", rec.ID, err)
+		return gone
 	}
 	go func() {
-		defer h.Close()
-		if err := h.Wait(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("watch anchor", "id", rec.ID, "err", err)
+		if err := a.Wait(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, anchor.ErrGone) {
+			s.log.Warn("watch anchor", "id", id, "err", err)
 		}
 		close(gone)
 	}()
-	return gone, nil
+	return gone
 }
 
 // oomCounter turns the growth of a cgroup's OOM kill count into events.
@@ -152,7 +137,7 @@ type oomCounter struct {
 	seen uint64
 }
 
-func (s *Tasks) newOOMCounter(rec *Record, c *libcontainer.Container) *oomCounter {
+func (s *Tasks) newOOMCounter(rec *Record, c Container) *oomCounter {
 	o := &oomCounter{id: rec.ID, dir: memoryDir(c)}
 	if o.dir == "" {
 		s.log.Warn("task has no memory cgroup: no OOM events", "id", rec.ID)

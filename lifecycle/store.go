@@ -69,6 +69,7 @@ type Record struct {
 	ID          string            `json:"id"`
 	Namespace   string            `json:"namespace"`
 	Bundle      string            `json:"bundle"`
+	Rootfs      string            `json:"rootfs,omitempty"` // the root's absolute path
 	Status      Status            `json:"status"`
 	Anchor      anchor.Identity   `json:"anchor"`
 	Created     time.Time         `json:"created"`

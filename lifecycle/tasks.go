@@ -10,8 +10,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/opencontainers/runc/libcontainer"
-
 	"github.com/lf-edge/moor/anchor"
 	"github.com/lf-edge/moor/cgroup"
 	"github.com/lf-edge/moor/reaper"
@@ -33,6 +31,8 @@ type Options struct {
 	Namespace     string // task namespace; DefaultNamespace when empty
 	Logger        *slog.Logger
 	SystemdCgroup bool // use the systemd cgroup driver (only where systemd runs)
+	// Runtime makes and finds containers; Libcontainer when nil.
+	Runtime Runtime
 	// AnySpec accepts every spec runc accepts, as the OCI verbs and a
 	// linuxkit-built system tree need. Without it, Create holds a task to
 	// the minimum viable spec of a user-defined task (RequireMinimumSpec),
@@ -85,6 +85,9 @@ func New(opts Options) (*Tasks, error) {
 	if !namePattern.MatchString(opts.Namespace) {
 		return nil, fmt.Errorf("task namespace %q: want letters, digits and _.- only", opts.Namespace)
 	}
+	if opts.Runtime == nil {
+		opts.Runtime = Libcontainer{}
+	}
 	if opts.ProcRoot == "" {
 		opts.ProcRoot = anchor.ProcRoot
 	}
@@ -112,26 +115,31 @@ func (s *Tasks) Store() Store { return s.store }
 // Resolve turns a task reference, an ID or an anchor PID, into the task's
 // record. An ID wins when a task of that name exists.
 func (s *Tasks) Resolve(ref string) (*Record, error) {
+	id, rec, err := s.resolveID(ref)
+	if err != nil || rec != nil {
+		return rec, err
+	}
+	return s.loadRecord(id)
+}
+
+// resolveID turns a task reference into the task's ID; a reference by
+// anchor PID also gives the record it read on the way.
+func (s *Tasks) resolveID(ref string) (string, *Record, error) {
 	if ref == "" {
-		return nil, fmt.Errorf("empty task id: %w", ErrNotExist)
+		return "", nil, fmt.Errorf("empty task id: %w", ErrNotExist)
 	}
 	if CheckID(ref) == nil {
-		rec, err := s.store.Load(s.opts.Namespace, ref)
-		if errors.Is(err, ErrCorrupt) {
-			return s.recoverRecord(ref, err)
-		}
-		if err == nil || !errors.Is(err, ErrNotExist) {
-			return rec, err
+		if _, err := os.Stat(s.store.Dir(s.opts.Namespace, ref)); err == nil {
+			return ref, nil, nil
 		}
 	}
-	notFound := fmt.Errorf("%q in namespace %s: %w", ref, s.opts.Namespace, ErrNotExist)
 	pid, err := strconv.Atoi(ref)
 	if err != nil || pid <= 0 {
-		return nil, notFound
+		return "", nil, fmt.Errorf("%q in namespace %s: %w", ref, s.opts.Namespace, ErrNotExist)
 	}
 	ids, err := s.store.IDs(s.opts.Namespace)
 	if err != nil {
-		return nil, fmt.Errorf("resolve task %s: %w", ref, err)
+		return "", nil, fmt.Errorf("resolve task %s: %w", ref, err)
 	}
 	for _, id := range ids {
 		rec, err := s.store.Load(s.opts.Namespace, id)
@@ -139,98 +147,27 @@ func (s *Tasks) Resolve(ref string) (*Record, error) {
 			continue
 		}
 		if rec.Anchor.Check(s.opts.ProcRoot) == nil {
-			return rec, nil
+			return id, rec, nil
 		}
 	}
-	return nil, fmt.Errorf("%q in namespace %s: no task by that name, nor a live anchor of that pid: %w", ref, s.opts.Namespace, ErrNotExist)
+	return "", nil, fmt.Errorf("%q in namespace %s: no task by that name, nor a live anchor of that pid: %w", ref, s.opts.Namespace, ErrNotExist)
 }
 
-// load opens libcontainer's view of a task.
-func (s *Tasks) load(rec *Record) (*libcontainer.Container, error) {
-	c, err := libcontainer.Load(s.store.NamespaceDir(rec.Namespace), rec.ID)
-	if err != nil {
-		return nil, fmt.Errorf("load container %s: %w", rec.ID, err)
+// loadRecord reads a task's record, rebuilding one that cannot be read.
+func (s *Tasks) loadRecord(id string) (*Record, error) {
+	rec, err := s.store.Load(s.opts.Namespace, id)
+	if errors.Is(err, ErrCorrupt) {
+		return s.recoverRecord(id, err)
 	}
-	return c, nil
+	return rec, err
 }
 
-// observe finds a task's status from the record and from the kernel: the
-// record alone may be stale, since the anchor can die with nobody watching.
+// observe is the task's status now, as a handle sees it.
 func (s *Tasks) observe(rec *Record) Status {
-	st, _ := s.inspect(rec)
-	return st
-}
-
-// inspect is observe that also hands over the task's container when it
-// had to load it (nil otherwise), so that a caller need not load it again.
-func (s *Tasks) inspect(rec *Record) (Status, *libcontainer.Container) {
-	if rec.Status == Stopped || rec.Exit != nil {
-		return Stopped, nil
-	}
-	if rec.Status == Creating {
-		if rec.Anchor.PID == 0 {
-			return Creating, nil
-		}
-	}
-	if err := rec.Anchor.Check(s.opts.ProcRoot); err != nil {
-		return Stopped, nil
-	}
-	c, err := s.load(rec)
-	if err != nil {
-		return rec.Status, nil
-	}
-	st, err := c.Status()
-	if err != nil {
-		return rec.Status, c
-	}
-	switch st {
-	case libcontainer.Created:
-		return Created, c
-	case libcontainer.Running:
-		return Running, c
-	case libcontainer.Paused:
-		return Paused, c
-	default:
-		return Stopped, c
-	}
-}
-
-// loaded is c, or the task's container loaded afresh when c is nil.
-func (s *Tasks) loaded(rec *Record, c *libcontainer.Container) (*libcontainer.Container, error) {
-	if c != nil {
-		return c, nil
-	}
-	return s.load(rec)
-}
-
-// setStatus moves a task's recorded status through the transition function
-// and saves it; rec is refreshed from the store first, under the task lock.
-func (s *Tasks) setStatus(rec *Record, to Status) error {
-	return s.setStatusWith(rec, to, nil)
-}
-
-// setStatusWith is setStatus that also applies change to the record.
-func (s *Tasks) setStatusWith(rec *Record, to Status, change func(*Record)) error {
-	fresh, err := s.store.Update(rec.Namespace, rec.ID, func(r *Record) error {
-		if change != nil {
-			change(r)
-		}
-		// Stopped is final: the reaper may have recorded the exit
-		// between the caller's action and this update.
-		if r.Status == to || r.Status == Stopped {
-			return nil
-		}
-		next, err := transition(r.Status, to)
-		if err != nil {
-			return fmt.Errorf("task %s: %w", r.ID, err)
-		}
-		r.Status = next
-		return nil
-	})
-	if fresh != nil {
-		*rec = *fresh
-	}
-	return err
+	h := &handle{t: s, rec: rec, unlock: func() {}}
+	h.observe()
+	defer h.close()
+	return h.status
 }
 
 // hierarchies lists the host's cgroup mounts, for the parent bookkeeping.
@@ -261,7 +198,7 @@ func (s *Tasks) startSlot() (release func()) {
 // rebuilt record is saved, so the task is whole again; corrupt is returned
 // when libcontainer's state cannot be read either.
 func (s *Tasks) recoverRecord(id string, corrupt error) (*Record, error) {
-	c, err := libcontainer.Load(s.store.NamespaceDir(s.opts.Namespace), id)
+	c, err := s.opts.Runtime.Load(s.store.NamespaceDir(s.opts.Namespace), id)
 	if err != nil {
 		return nil, errors.Join(corrupt, err)
 	}
@@ -286,11 +223,8 @@ func (s *Tasks) recoverRecord(id string, corrupt error) (*Record, error) {
 		}
 	}
 	rec.Status = s.observe(rec)
-	unlock, err := s.store.Lock(s.opts.Namespace, id)
-	if err != nil {
-		return nil, errors.Join(corrupt, err)
-	}
-	defer unlock()
+	// Saved without the task's lock (the caller may hold it): two that
+	// rebuild it at once write the same record.
 	if err := s.store.Save(rec); err != nil {
 		return nil, errors.Join(corrupt, err)
 	}

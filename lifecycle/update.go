@@ -7,39 +7,43 @@ import (
 )
 
 // Update changes a live task's memory, CPU and pids limits. Only the fields
-// set in r change; the result must still be a valid minimum viable spec.
+// set in r change; the result must still be a valid spec.
 // The task's saved spec is updated too, so info shows what is in force.
 func (s *Tasks) Update(ref string, r *specs.LinuxResources) error {
-	rec, err := s.Resolve(ref)
+	h, err := s.open(ref, "update", locked, Created, Running, Paused)
 	if err != nil {
-		return fmt.Errorf("update task: %w", err)
-	}
-	st, c := s.inspect(rec)
-	if err := requireStatus("update", rec.ID, st, Created, Running, Paused); err != nil {
 		return err
 	}
+	defer h.close()
+	rec := h.rec
 	spec, err := s.store.LoadSpec(rec.Namespace, rec.ID)
 	if err != nil {
 		return fmt.Errorf("update task %s: %w", rec.ID, err)
+	}
+	if spec.Linux.Resources == nil {
+		spec.Linux.Resources = &specs.LinuxResources{}
 	}
 	mergeResources(spec.Linux.Resources, r)
 	if err := ValidateSpec(spec); err != nil {
 		return fmt.Errorf("update task %s: %w", rec.ID, err)
 	}
-	c, err = s.loaded(rec, c)
+	c, err := h.container()
 	if err != nil {
 		return fmt.Errorf("update task %s: %w", rec.ID, err)
 	}
 	cfg := c.Config()
 	res := cfg.Cgroups.Resources
-	m, cpu := spec.Linux.Resources.Memory, spec.Linux.Resources.CPU
-	res.Memory = *m.Limit
-	res.MemoryReservation = deref(m.Reservation)
-	res.MemorySwap = deref(m.Swap)
-	res.CpuShares = deref(cpu.Shares)
-	res.CpuQuota = deref(cpu.Quota)
-	res.CpuPeriod = deref(cpu.Period)
-	res.CpusetCpus, res.CpusetMems = cpu.Cpus, cpu.Mems
+	if m := spec.Linux.Resources.Memory; m != nil {
+		res.Memory = deref(m.Limit)
+		res.MemoryReservation = deref(m.Reservation)
+		res.MemorySwap = deref(m.Swap)
+	}
+	if cpu := spec.Linux.Resources.CPU; cpu != nil {
+		res.CpuShares = deref(cpu.Shares)
+		res.CpuQuota = deref(cpu.Quota)
+		res.CpuPeriod = deref(cpu.Period)
+		res.CpusetCpus, res.CpusetMems = cpu.Cpus, cpu.Mems
+	}
 	if p := spec.Linux.Resources.Pids; p != nil && p.Limit != nil {
 		res.PidsLimit = p.Limit
 	}
