@@ -1,4 +1,4 @@
-package main
+package lifecycle
 
 import (
 	"os"
@@ -99,8 +99,8 @@ func TestSystemdBooted(t *testing.T) {
 }
 
 func TestHostFeatureDoc(t *testing.T) {
-	h := hostSupport{CgroupV1: true, AppArmor: true, Systemd: false}
-	f := hostFeatureDoc(h)
+	h := HostSupport{CgroupV1: true, AppArmor: true, Systemd: false}
+	f := FeatureDoc(h, "test")
 	cg := f.Linux.Cgroup
 	if !*cg.V1 || *cg.V2 || *cg.Systemd || *cg.SystemdUser {
 		t.Errorf("cgroup features v1 %v v2 %v systemd %v user %v, want true false false false", *cg.V1, *cg.V2, *cg.Systemd, *cg.SystemdUser)
@@ -120,11 +120,11 @@ func TestProbeHostRoot(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "run/systemd/system"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	h, err := probeHost(root)
+	h, err := ProbeHost(root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !h.Systemd || h.Seccomp || h.CgroupV1 == h.CgroupV2 {
-		t.Errorf("probeHost(%s) = %+v, want systemd, no seccomp, one cgroup mode", root, h)
+		t.Errorf("ProbeHost(%s) = %+v, want systemd, no seccomp, one cgroup mode", root, h)
 	}
 }
