@@ -28,6 +28,11 @@ func CheckPath(p string, systemd bool) error {
 		}
 		return nil
 	}
+	for _, elem := range strings.Split(p, "/") {
+		if elem == ".." {
+			return fmt.Errorf("cgroup path %q: \"..\" is not allowed", p)
+		}
+	}
 	if path.Clean(p) == "/" || path.Clean(p) == "." {
 		return fmt.Errorf("cgroup path %q: the root cgroup cannot hold a task", p)
 	}
@@ -135,4 +140,24 @@ func RemoveEmptyDirs(dirs []string) {
 	for _, d := range sorted {
 		_ = os.Remove(d)
 	}
+}
+
+// Confine places the cgroup path p below parent: a relative p (or none,
+// given as the default name) is joined to parent, an absolute p must lie
+// below it. An empty parent confines nothing.
+func Confine(parent, p string) (string, error) {
+	if parent == "" {
+		return p, nil
+	}
+	parent = path.Clean(parent)
+	if !path.IsAbs(parent) {
+		return "", fmt.Errorf("cgroup parent %q: must be absolute", parent)
+	}
+	if !path.IsAbs(p) {
+		return path.Join(parent, p), nil
+	}
+	if clean := path.Clean(p); parent != "/" && !strings.HasPrefix(clean, parent+"/") {
+		return "", fmt.Errorf("cgroup path %q: outside the cgroup parent %s", p, parent)
+	}
+	return p, nil
 }

@@ -103,3 +103,25 @@ func TestOOMKills(t *testing.T) {
 		t.Fatalf("no memory files: %v", err)
 	}
 }
+
+func TestConfine(t *testing.T) {
+	for _, c := range []struct{ parent, p, want string }{
+		{"", "/x/y", "/x/y"},
+		{"", "rel/y", "rel/y"},
+		{"/moor", "web", "/moor/web"},
+		{"/moor", "/moor/web", "/moor/web"},
+		{"/moor", "/moorish/web", ""},
+		{"/moor", "/process_api/x", ""},
+		{"/moor", "/moor", ""},
+	} {
+		got, err := Confine(c.parent, c.p)
+		if (err != nil) != (c.want == "") || got != c.want && c.want != "" {
+			t.Errorf("Confine(%q, %q) = %q, %v; want %q", c.parent, c.p, got, err, c.want)
+		}
+	}
+	for _, p := range []string{"/a/../process_api/x", "/a/x/../../escape", "../up"} {
+		if err := CheckPath(p, false); err == nil {
+			t.Errorf("CheckPath(%q) accepted a path with ..", p)
+		}
+	}
+}

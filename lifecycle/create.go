@@ -54,28 +54,75 @@ func (s *Tasks) checkCreate(o CreateOptions) (string, *specs.Spec, error) {
 	if fi, err := os.Stat(spec.Root.Path); err != nil || !fi.IsDir() {
 		return "", nil, fmt.Errorf("create task %s: %w: root.path: %s is not a directory", o.ID, ErrInvalidSpec, spec.Root.Path)
 	}
-	if spec.Linux.CgroupsPath == "" {
-		spec.Linux.CgroupsPath = cgroup.DefaultPath(s.opts.Namespace, o.ID)
-	}
-	if err := cgroup.CheckPath(spec.Linux.CgroupsPath, s.opts.SystemdCgroup); err != nil {
+	cg := spec.Linux.CgroupsPath
+	if err := cgroup.CheckPath(cg, s.opts.SystemdCgroup); cg != "" && err != nil {
 		return "", nil, fmt.Errorf("create task %s: %w: linux.cgroupsPath: %w", o.ID, ErrInvalidSpec, err)
 	}
-	if _, err := s.store.Load(s.opts.Namespace, o.ID); err == nil {
-		return "", nil, fmt.Errorf("create task %s: %w", o.ID, ErrExist)
+	if !s.opts.SystemdCgroup {
+		if cg == "" {
+			cg = cgroup.DefaultPath(s.opts.Namespace, o.ID)
+			if s.opts.CgroupParent != "" {
+				cg = o.ID
+			}
+		}
+		var err error
+		if cg, err = cgroup.Confine(s.opts.CgroupParent, cg); err != nil {
+			return "", nil, fmt.Errorf("create task %s: %w: linux.cgroupsPath: %w", o.ID, ErrInvalidSpec, err)
+		}
+	} else if cg == "" {
+		cg = cgroup.DefaultPath(s.opts.Namespace, o.ID)
 	}
+	spec.Linux.CgroupsPath = cg
 	return bundle, spec, nil
 }
 
 // Create makes a task's namespaces, cgroup and anchor; the anchor waits for
 // Start. The spec is validated first: a bad spec leaves nothing behind, and
 // so does any later failure.
+//
+// The steps are ordered for a crash at any point (see the package doc):
+// the record is made first, with the status creating, so that the name is
+// taken and delete can finish what a killed create left; then the scratch,
+// the cgroup parents' registry, libcontainer's container and the anchor.
 func (s *Tasks) Create(ctx context.Context, o CreateOptions) (*Record, error) {
 	bundle, spec, err := s.checkCreate(o)
 	if err != nil {
 		return nil, err
 	}
+	rec := &Record{
+		ID:            o.ID,
+		Namespace:     s.opts.Namespace,
+		Bundle:        bundle,
+		Rootfs:        spec.Root.Path,
+		Status:        Creating,
+		Created:       time.Now().UTC(),
+		Annotations:   spec.Annotations,
+		CgroupPath:    spec.Linux.CgroupsPath,
+		CgroupParents: cgroup.MissingAncestors(s.hierarchies(), spec.Linux.CgroupsPath),
+		Restarts:      o.Restarts,
+	}
+	if !path.IsAbs(rec.CgroupPath) && !s.opts.SystemdCgroup {
+		leaves, err := cgroup.LeafDirs(rec.CgroupPath)
+		if err != nil {
+			return nil, fmt.Errorf("create task %s: %w", o.ID, err)
+		}
+		rec.CgroupParents, rec.CgroupParentDirs = nil, cgroup.MissingParentDirs(leaves)
+	}
+	if err := s.store.Claim(rec); err != nil {
+		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
+	}
+	unlock, err := s.store.Lock(s.opts.Namespace, o.ID)
+	if err != nil {
+		_ = s.store.Remove(s.opts.Namespace, o.ID)
+		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
+	}
+	defer unlock() // deferred first, so it runs last: the undo holds the lock
 	var undo cleanup
 	defer undo.run()
+	undo.push(func() { _ = s.store.Remove(s.opts.Namespace, o.ID) })
+	if err := s.store.SaveSpec(s.opts.Namespace, o.ID, o.Spec); err != nil {
+		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
+	}
 	undoRoot, err := rootfs.Prepare(spec, s.store.ScratchDir(s.opts.Namespace, o.ID))
 	if err != nil {
 		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
@@ -94,38 +141,20 @@ func (s *Tasks) Create(ctx context.Context, o CreateOptions) (*Record, error) {
 		return nil, fmt.Errorf("create task %s: %w: %w", o.ID, ErrInvalidSpec, err)
 	}
 	setBundleLabel(cfg, bundle)
-	hooks := arrangeHooks(cfg, s.opts.HookRunner)
+	rec.Hooks = arrangeHooks(cfg, s.opts.HookRunner)
 	proc, err := newProcess(spec.Process, o.IO, true)
 	if err != nil {
 		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
 	}
 	proc.ExtraFiles = o.ExtraFiles
-
-	hier := s.hierarchies()
-	rec := &Record{
-		ID:            o.ID,
-		Namespace:     s.opts.Namespace,
-		Bundle:        bundle,
-		Rootfs:        spec.Root.Path,
-		Status:        Creating,
-		Created:       time.Now().UTC(),
-		Annotations:   spec.Annotations,
-		CgroupPath:    spec.Linux.CgroupsPath,
-		CgroupParents: cgroup.MissingAncestors(hier, spec.Linux.CgroupsPath),
-		Hooks:         hooks,
-		Restarts:      o.Restarts,
+	if err := s.noteCgroupParents(rec); err != nil {
+		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
 	}
-	if !path.IsAbs(rec.CgroupPath) && !s.opts.SystemdCgroup {
-		leaves, err := cgroup.LeafDirs(rec.CgroupPath)
-		if err != nil {
-			return nil, fmt.Errorf("create task %s: %w", o.ID, err)
-		}
-		rec.CgroupParents, rec.CgroupParentDirs = nil, cgroup.MissingParentDirs(leaves)
-	}
+	undo.push(func() { s.removeCgroupParents(rec) })
 	c, err := s.opts.Runtime.Create(s.store.NamespaceDir(s.opts.Namespace), o.ID, cfg)
 	if err != nil {
 		if errors.Is(err, libcontainer.ErrExist) {
-			err = ErrExist
+			err = fmt.Errorf("%w (libcontainer's state of that name is left: delete --force frees it)", ErrExist)
 		}
 		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
 	}
@@ -133,42 +162,22 @@ func (s *Tasks) Create(ctx context.Context, o CreateOptions) (*Record, error) {
 		if err := c.Destroy(); err != nil {
 			s.log.Warn("undo create: destroy container", "id", o.ID, "err", err)
 		}
-		s.removeCgroupParents(rec)
-		_ = s.store.Remove(s.opts.Namespace, o.ID)
 	})
-	if err := os.Chmod(s.store.Dir(s.opts.Namespace, o.ID), 0o700); err != nil {
-		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
-	}
-	if err := s.store.SaveSpec(s.opts.Namespace, o.ID, o.Spec); err != nil {
-		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
-	}
-	if err := s.store.Save(rec); err != nil {
+	if err := os.Chmod(s.store.ContainerDir(s.opts.Namespace, o.ID), 0o700); err != nil {
 		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
 	}
 	if err := s.startAnchor(c, proc, rec); err != nil {
 		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
 	}
-	undo.push(func() { s.killAnchor(ctx, rec, c) })
-	anchorID := rec.Anchor
-	fresh, err := s.store.Update(rec.Namespace, rec.ID, func(r *Record) error {
-		r.Anchor = anchorID
-		if r.Status != Creating {
-			return nil // the reaper saw the anchor end already
-		}
-		r.Status, err = transition(r.Status, Created)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
-	}
-	rec = fresh
 	undo.release()
 	s.log.Info("task created", "id", o.ID, "pid", rec.Anchor.PID, "cgroup", rec.CgroupPath)
 	return rec, nil
 }
 
-// startAnchor forks the anchor (blocked until Start), records its identity
-// and, with a reaper, watches it before the reaper may collect it.
+// startAnchor forks the anchor (blocked until Start) and records it: its
+// identity and the status created are saved (the caller holds the task's
+// lock) before a reaper may collect it, so an early exit is never lost nor
+// taken for a stale one.
 func (s *Tasks) startAnchor(c Container, proc *libcontainer.Process, rec *Record) error {
 	defer s.startSlot()()
 	if s.opts.Reaper != nil {
@@ -185,6 +194,12 @@ func (s *Tasks) startAnchor(c Container, proc *libcontainer.Process, rec *Record
 		return err
 	}
 	rec.Anchor = id
+	if rec.Status, err = transition(rec.Status, Created); err != nil {
+		return err
+	}
+	if err := s.store.Save(rec); err != nil {
+		return err
+	}
 	if s.opts.Reaper != nil {
 		s.mu.Lock()
 		delete(s.exited, rec.ID)
@@ -192,17 +207,6 @@ func (s *Tasks) startAnchor(c Container, proc *libcontainer.Process, rec *Record
 		s.watch(rec, c)
 	}
 	return nil
-}
-
-// killAnchor kills the anchor of a task being made, and waits until it
-// has exited.
-func (s *Tasks) killAnchor(ctx context.Context, rec *Record, c Container) {
-	h := &handle{t: s, rec: rec, c: c, unlock: func() {}}
-	if a, err := rec.Anchor.Open(s.opts.ProcRoot); err == nil {
-		h.anchor = a
-	}
-	defer h.close()
-	h.killAnchor(ctx)
 }
 
 // Start lets a created task's anchor run the task's process.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/cgroups/manager"
@@ -23,7 +24,7 @@ import (
 func (s *Tasks) Delete(ctx context.Context, ref string, force bool) error {
 	var allowed []Status
 	if !force {
-		allowed = []Status{Stopped, Creating}
+		allowed = []Status{Stopped, Creating, Deleting}
 	}
 	h, err := s.open(ref, "delete", locked, allowed...)
 	if force && errors.Is(err, ErrCorrupt) {
@@ -37,6 +38,13 @@ func (s *Tasks) Delete(ctx context.Context, ref string, force bool) error {
 	}
 	defer h.close()
 	rec := h.rec
+	// Deleting is recorded first: a delete cut short leaves a task that
+	// state and list show as deleting and that delete finishes.
+	if rec.Status != Deleting {
+		if err := h.setStatus(Deleting); err != nil {
+			return fmt.Errorf("delete task %s: %w", rec.ID, err)
+		}
+	}
 	if h.status != Stopped {
 		h.killAnchor(ctx)
 	}
@@ -47,8 +55,15 @@ func (s *Tasks) Delete(ctx context.Context, ref string, force bool) error {
 		if err := c.Destroy(); err != nil {
 			return fmt.Errorf("delete task %s: %w", rec.ID, err)
 		}
-	} else if err := s.destroyCgroup(rec); err != nil {
-		return fmt.Errorf("delete task %s: %w", rec.ID, err)
+	} else {
+		// No container to load (a create or a delete cut short): its
+		// cgroup by path, and whatever libcontainer left.
+		if err := s.destroyCgroup(rec.CgroupPath); err != nil {
+			return fmt.Errorf("delete task %s: %w", rec.ID, err)
+		}
+		if err := os.RemoveAll(s.store.ContainerDir(rec.Namespace, rec.ID)); err != nil {
+			return fmt.Errorf("delete task %s: %w", rec.ID, err)
+		}
 	}
 	s.removeCgroupParents(rec)
 	if err := rootfs.Cleanup(s.store.ScratchDir(rec.Namespace, rec.ID)); err != nil {
@@ -72,40 +87,45 @@ func (s *Tasks) Delete(ctx context.Context, ref string, force bool) error {
 	return nil
 }
 
-// removeCgroupParents removes the parent cgroups moor made for the task,
-// those that are empty.
-func (s *Tasks) removeCgroupParents(rec *Record) {
-	cgroup.RemoveEmpty(s.hierarchies(), rec.CgroupParents)
-	cgroup.RemoveEmptyDirs(rec.CgroupParentDirs)
-}
-
-// destroyCgroup removes the cgroup of a task whose libcontainer state is
-// missing (a create that died half-way).
-func (s *Tasks) destroyCgroup(rec *Record) error {
-	if rec.CgroupPath == "" {
-		return nil
+// destroyCgroup removes a task's cgroup by its path, for a task whose
+// libcontainer state is missing.
+func (s *Tasks) destroyCgroup(cgroupPath string) error {
+	if cgroupPath == "" || (!path.IsAbs(cgroupPath) && !s.opts.SystemdCgroup) {
+		return nil // a relative path is relative to its creator's cgroup: not ours to guess
 	}
-	m, err := manager.New(&cgroups.Cgroup{Path: rec.CgroupPath, Resources: &cgroups.Resources{}, Systemd: s.opts.SystemdCgroup})
+	m, err := manager.New(&cgroups.Cgroup{Path: cgroupPath, Resources: &cgroups.Resources{}, Systemd: s.opts.SystemdCgroup})
 	if err != nil {
-		return fmt.Errorf("open cgroup %s: %w", rec.CgroupPath, err)
+		return fmt.Errorf("open cgroup %s: %w", cgroupPath, err)
 	}
 	if err := m.Destroy(); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove cgroup %s: %w", rec.CgroupPath, err)
+		return fmt.Errorf("remove cgroup %s: %w", cgroupPath, err)
 	}
 	return nil
 }
 
-// removeUnreadable removes the state of a task whose record and
-// libcontainer state both cannot be read: with nothing to say which
-// processes and cgroup were the task's, only its directories go, so that
-// its name is free again.
+// removeUnreadable removes a task whose record and libcontainer state
+// both cannot be read (or are missing: a directory libcontainer knows and
+// moor does not). The cgroup is known only if the saved spec names it;
+// then its directories go, so that its name is free again.
 func (s *Tasks) removeUnreadable(id string, cause error) error {
+	if spec, err := s.store.LoadSpec(s.opts.Namespace, id); err == nil && spec.Linux != nil {
+		cg := spec.Linux.CgroupsPath
+		if cg == "" {
+			cg = cgroup.DefaultPath(s.opts.Namespace, id)
+		}
+		if err := s.destroyCgroup(cg); err != nil {
+			return fmt.Errorf("delete task %s: %w", id, err)
+		}
+	}
 	if err := rootfs.Cleanup(s.store.ScratchDir(s.opts.Namespace, id)); err != nil {
+		return fmt.Errorf("delete task %s: %w", id, err)
+	}
+	if err := os.RemoveAll(s.store.ContainerDir(s.opts.Namespace, id)); err != nil {
 		return fmt.Errorf("delete task %s: %w", id, err)
 	}
 	if err := s.store.Remove(s.opts.Namespace, id); err != nil {
 		return fmt.Errorf("delete task %s: %w", id, err)
 	}
-	s.log.Warn("deleted a task whose state could not be read; its processes and cgroup, if any, were not known", "id", id, "err", cause)
+	s.log.Warn("deleted a task whose state could not be read", "id", id, "err", cause)
 	return nil
 }

@@ -10,6 +10,22 @@
 // process that created a task may exit. Tasks are addressed by ID or by the
 // anchor's host PID (an ID wins when both match).
 //
+// Crash consistency: every change of a task that takes several steps is
+// ordered so that a SIGKILL at any point leaves a task that state and list
+// show truthfully and that delete finishes, and no name is ever stuck.
+// moor's record lives apart from libcontainer's state directory (see
+// Store). Create claims the name by making the record (status creating)
+// in one rename, then saves the spec, prepares the scratch, notes the
+// cgroup parents it will make, creates libcontainer's container, and
+// starts the anchor, recording it (status created) before a reaper may
+// collect it; a failure undoes these in reverse. Delete records the status
+// deleting first, then kills, destroys the container and cgroup (by path
+// when libcontainer's state is gone), removes the parents moor made once
+// empty (whichever task goes last), the scratch, and the record last. A
+// directory libcontainer knows without a record is rebuilt from its state
+// (or, unreadable, removed by delete --force). Operations that change a
+// task hold its lock (an flock on moor's directory of it) throughout.
+//
 // It must not know the init system, touch cgroupfs beyond the cgroup
 // package, or build a device model's argv itself.
 //

@@ -63,7 +63,7 @@ func (s *Tasks) recordExit(ns, id string, who anchor.Identity, ex *Exit) {
 			return nil
 		}
 		r.Exit = ex
-		if r.Status != Stopped {
+		if r.Status != Stopped && r.Status != Deleting {
 			next, err := transition(r.Status, Stopped)
 			if err != nil {
 				return err

@@ -44,7 +44,13 @@ func (s *Tasks) open(ref, action string, mode lockMode, allowed ...Status) (*han
 		return nil, fmt.Errorf("%s task: %w", action, err)
 	}
 	if mode == locked {
-		if h.unlock, err = s.store.Lock(s.opts.Namespace, id); err != nil {
+		h.unlock, err = s.store.Lock(s.opts.Namespace, id)
+		if errors.Is(err, ErrNotExist) { // libcontainer's state alone: rebuild the record
+			if _, err = s.loadRecord(id); err == nil {
+				h.unlock, err = s.store.Lock(s.opts.Namespace, id)
+			}
+		}
+		if err != nil {
 			return nil, fmt.Errorf("%s task: %w", action, err)
 		}
 		rec = nil // read it again under the lock
@@ -79,6 +85,12 @@ func (h *handle) close() {
 func (h *handle) observe() {
 	rec := h.rec
 	switch {
+	case rec.Status == Deleting:
+		h.status = Deleting
+		if a, err := rec.Anchor.Open(h.t.opts.ProcRoot); err == nil {
+			h.anchor = a // for the delete that finishes it
+		}
+		return
 	case rec.Status == Stopped || rec.Exit != nil:
 		h.status = Stopped
 		return

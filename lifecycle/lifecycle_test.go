@@ -228,13 +228,15 @@ func TestCreateCleanup(t *testing.T) {
 func TestStopEscalates(t *testing.T) {
 	e := withReaper(t)
 	ctx := context.Background()
-	e.create(t, "deaf", "sh", "-c", `trap "" TERM; exec sleep 100`) // SIG_IGN survives exec
+	ready := filepath.Join(t.TempDir(), "deaf")
+	e.create(t, "deaf", "sh", "-c", `trap "" TERM; touch `+ready+`; exec sleep 100`) // SIG_IGN survives exec
 	e.create(t, "polite", "sleep", "100")
 	for _, id := range []string{"deaf", "polite"} {
 		if _, err := e.tasks.Start(ctx, id); err != nil {
 			t.Fatal(err)
 		}
 	}
+	waitFile(t, ready) // the stop signal must find the trap set
 	for id, want := range map[string]string{"deaf": "SIGKILL", "polite": "SIGTERM"} {
 		if err := e.tasks.Stop(ctx, id, 200*time.Millisecond); err != nil {
 			t.Fatalf("stop %s: %v", id, err)
@@ -271,11 +273,8 @@ func TestDeleteRules(t *testing.T) {
 		t.Fatal("delete --force left the anchor")
 	}
 
-	nsDir := filepath.Join(e.root, lifecycle.DefaultNamespace)
-	if err := os.MkdirAll(filepath.Join(nsDir, "half"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.tasks.Store().Save(&lifecycle.Record{ID: "half", Namespace: lifecycle.DefaultNamespace, Status: lifecycle.Creating}); err != nil {
+	// A create killed right after it took the name: a record, no container.
+	if err := e.tasks.Store().Claim(&lifecycle.Record{ID: "half", Namespace: lifecycle.DefaultNamespace, Status: lifecycle.Creating}); err != nil {
 		t.Fatal(err)
 	}
 	if st := e.status(t, "half"); st != lifecycle.Creating {
@@ -372,5 +371,20 @@ func TestAdopt(t *testing.T) {
 	}
 	if err := adopter.Adopt("orphan"); !errors.Is(err, lifecycle.ErrWrongStatus) {
 		t.Fatalf("adopt of a stopped task: %v", fmt.Sprint(err))
+	}
+}
+
+// waitFile polls for a file with a deadline.
+func waitFile(t *testing.T, path string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", path)
+		}
+		time.Sleep(delay)
 	}
 }

@@ -87,8 +87,8 @@ func RequireMinimumSpec(s *specs.Spec) error {
 	if r.Memory.Limit == nil || *r.Memory.Limit <= 0 {
 		return specErr("linux.resources.memory.limit", "must be a positive number of bytes")
 	}
-	if c := r.CPU; c == nil || (c.Shares == nil && c.Quota == nil && c.Cpus == "") {
-		return specErr("linux.resources.cpu", "must set shares, quota or cpus")
+	if c := r.CPU; c == nil || (deref(c.Shares) == 0 && deref(c.Quota) <= 0 && c.Cpus == "") {
+		return specErr("linux.resources.cpu", "must set shares, quota or cpus (0 and -1 set no limit)")
 	}
 	if p := r.Pids; p != nil && p.Limit != nil && *p.Limit == 0 {
 		return specErr("linux.resources.pids.limit", "0 would forbid every process; use -1 for no limit")

@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
+	"github.com/lf-edge/moor/cgroup"
 	"github.com/lf-edge/moor/devicemodel"
 )
 
@@ -40,10 +42,13 @@ func (s *Tasks) State(ref string) (*State, error) {
 }
 
 func (s *Tasks) stateOf(rec *Record) *State {
+	h := &handle{t: s, rec: rec, unlock: func() {}}
+	h.observe()
+	defer h.close()
 	st := &State{
 		OCIVersion:  specs.Version,
 		ID:          rec.ID,
-		Status:      s.observe(rec),
+		Status:      h.status,
 		Bundle:      rec.Bundle,
 		Created:     rec.Created,
 		Annotations: rec.Annotations,
@@ -54,6 +59,8 @@ func (s *Tasks) stateOf(rec *Record) *State {
 	}
 	if st.Status != Stopped {
 		st.PID = rec.Anchor.PID
+	} else if st.Exit == nil {
+		st.Exit = h.exitFacts()
 	}
 	if vm, err := devicemodel.ReadRunState(rec.Annotations); err == nil {
 		st.VM = vm
@@ -99,4 +106,21 @@ func (s *Tasks) Spec(ref string) (*specs.Spec, error) {
 		return nil, fmt.Errorf("spec of task: %w", err)
 	}
 	return s.store.LoadSpec(rec.Namespace, rec.ID)
+}
+
+// exitFacts is what can still be told of an exit no reaper of moor's saw
+// (a task created and started by the CLI): an OOM kill, while the task's
+// cgroup counts it; otherwise the code and reason are unknown.
+func (h *handle) exitFacts() *Exit {
+	ex := &Exit{Code: CodeUnknown, Reason: ExitUnknown}
+	c, err := h.container()
+	if err != nil {
+		return ex
+	}
+	if dir := memoryDir(c); dir != "" {
+		if n, err := cgroup.OOMKills(dir); err == nil && n > 0 {
+			ex.Code, ex.Signal, ex.Reason = 128+int(unix.SIGKILL), "SIGKILL", ExitOOM
+		}
+	}
+	return ex
 }

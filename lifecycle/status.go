@@ -21,9 +21,11 @@ const (
 	Paused
 	// Stopped: the anchor has exited (or its PID belongs to another process).
 	Stopped
+	// Deleting: a delete began; delete (with or without force) finishes it.
+	Deleting
 )
 
-var statusNames = [...]string{"creating", "created", "running", "paused", "stopped"}
+var statusNames = [...]string{"creating", "created", "running", "paused", "stopped", "deleting"}
 
 func (s Status) String() string {
 	if s < 0 || int(s) >= len(statusNames) {
@@ -63,11 +65,12 @@ var ErrWrongStatus = errors.New("wrong task status")
 
 // legal lists, for each status, the statuses it may move to.
 var legal = map[Status][]Status{
-	Creating: {Created, Stopped},
-	Created:  {Running, Stopped},
-	Running:  {Paused, Stopped},
-	Paused:   {Running, Stopped},
-	Stopped:  {},
+	Creating: {Created, Stopped, Deleting},
+	Created:  {Running, Stopped, Deleting},
+	Running:  {Paused, Stopped, Deleting},
+	Paused:   {Running, Stopped, Deleting},
+	Stopped:  {Deleting},
+	Deleting: {},
 }
 
 // transition is the one place a task's status changes. It rejects moves the

@@ -56,12 +56,50 @@ const (
 	ExitOOM    ExitReason = "oom"      // the kernel's OOM killer killed it
 )
 
-// Exit is how a task's anchor ended, as its reaper saw it.
+// Exit is how a task's anchor ended, as its reaper saw it (or, with no
+// reaper of moor's watching, what the task's cgroup still tells).
 type Exit struct {
-	Code   int        `json:"code"`             // the shell's convention: 128+signal when killed
+	Code   int        `json:"code"`             // the shell's convention: 128+signal when killed; CodeUnknown
 	Signal string     `json:"signal,omitempty"` // e.g. SIGKILL
 	Reason ExitReason `json:"reason"`
-	At     time.Time  `json:"at"`
+	At     time.Time  `json:"at,omitzero"`
+}
+
+// CodeUnknown is the code of an exit no reaper of moor's saw; JSON shows
+// it as "unknown".
+const CodeUnknown = -1
+
+// MarshalJSON writes CodeUnknown as "unknown".
+func (e Exit) MarshalJSON() ([]byte, error) {
+	type plain Exit
+	if e.Code != CodeUnknown {
+		return json.Marshal(plain(e))
+	}
+	return json.Marshal(struct {
+		plain
+		Code string `json:"code"`
+	}{plain(e), "unknown"})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (e *Exit) UnmarshalJSON(b []byte) error {
+	type plain Exit
+	var v struct {
+		plain
+		Code json.RawMessage `json:"code"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*e = Exit(v.plain)
+	if string(v.Code) == `"unknown"` {
+		e.Code = CodeUnknown
+		return nil
+	}
+	if len(v.Code) == 0 {
+		return nil
+	}
+	return json.Unmarshal(v.Code, &e.Code)
 }
 
 // Record is what moor keeps of a task beside libcontainer's own state.
@@ -90,8 +128,18 @@ type Record struct {
 	Restarts int          `json:"restarts,omitempty"`
 }
 
-// Store keeps task state under root: one directory per task at
-// <root>/<namespace>/<id>, shared with libcontainer's state.json.
+// Store keeps task state under Root:
+//
+//	<namespace>/<id>/          libcontainer's state directory (state.json)
+//	.tasks/<namespace>/<id>/   moor's: moor.json (the record) and config.json
+//	                           (the spec); flock'd as the task's lock
+//	.scratch/<namespace>/<id>/ the task's scratch (rootfs.Prepare)
+//	cgroup-parents.json        the parent cgroups moor made, for all tasks
+//
+// moor's files live apart from libcontainer's so that libcontainer's
+// removal of its directory can never take the record with it: the record
+// is made first (Claim) and removed last (Remove), and while it exists the
+// task's name is taken and delete can finish whatever was cut short.
 type Store struct {
 	Root string
 }
@@ -99,8 +147,17 @@ type Store struct {
 // NamespaceDir is libcontainer's state root for a task namespace.
 func (s Store) NamespaceDir(namespace string) string { return filepath.Join(s.Root, namespace) }
 
-// Dir is the directory of one task.
-func (s Store) Dir(namespace, id string) string { return filepath.Join(s.Root, namespace, id) }
+// ContainerDir is libcontainer's state directory of one task.
+func (s Store) ContainerDir(namespace, id string) string {
+	return filepath.Join(s.Root, namespace, id)
+}
+
+// Dir is moor's directory of one task: its record and spec.
+func (s Store) Dir(namespace, id string) string {
+	return filepath.Join(s.tasksDir(namespace), id)
+}
+
+func (s Store) tasksDir(namespace string) string { return filepath.Join(s.Root, ".tasks", namespace) }
 
 // ScratchDir is a task's scratch directory, outside libcontainer's state
 // directory: the upper layer of a writable root, a pinned network
@@ -204,30 +261,107 @@ func (s Store) LoadSpec(namespace, id string) (*specs.Spec, error) {
 	return &spec, nil
 }
 
-// IDs lists the task IDs of a namespace, sorted.
+// IDs lists the task IDs of a namespace, sorted: those with a record, and
+// those libcontainer knows without one (a task made by an older layout or
+// cut short), so that every name in use can be seen and deleted.
 func (s Store) IDs(namespace string) ([]string, error) {
-	entries, err := os.ReadDir(s.NamespaceDir(namespace))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list tasks: %w", err)
-	}
-	var ids []string
-	for _, e := range entries {
-		if e.IsDir() && CheckID(e.Name()) == nil {
-			ids = append(ids, e.Name())
+	seen := map[string]bool{}
+	for _, dir := range []string{s.tasksDir(namespace), s.NamespaceDir(namespace)} {
+		entries, err := os.ReadDir(dir)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
 		}
+		if err != nil {
+			return nil, fmt.Errorf("list tasks: %w", err)
+		}
+		for _, e := range entries {
+			if e.IsDir() && CheckID(e.Name()) == nil {
+				seen[e.Name()] = true
+			}
+		}
+	}
+	ids := make([]string, 0, len(seen))
+	for id := range seen {
+		ids = append(ids, id)
 	}
 	sort.Strings(ids)
 	return ids, nil
 }
 
-// Remove deletes a task's directory, and the namespace directory once empty.
+// Claim takes a task's name: its directory appears with the record in it,
+// at once (a directory made aside, then renamed into place without
+// replacing anything), or not at all: ErrExist when the name is taken.
+// What a removal cut short left (a directory without a record) is
+// cleared first.
+func (s Store) Claim(r *Record) error {
+	if err := CheckID(r.ID); err != nil {
+		return fmt.Errorf("claim task: %w", err)
+	}
+	parent := s.tasksDir(r.Namespace)
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return fmt.Errorf("claim task %s: %w", r.ID, err)
+	}
+	tmp, err := os.MkdirTemp(parent, claimPrefix(r.ID))
+	if err != nil {
+		return fmt.Errorf("claim task %s: %w", r.ID, err)
+	}
+	defer os.RemoveAll(tmp) // gone once renamed
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("claim task %s: %w", r.ID, err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, recordFile), b, 0o600); err != nil {
+		return fmt.Errorf("claim task %s: %w", r.ID, err)
+	}
+	dir := s.Dir(r.Namespace, r.ID)
+	for try := 0; ; try++ {
+		err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, dir, unix.RENAME_NOREPLACE)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("claim task %s: %w", r.ID, err)
+		}
+		if _, serr := os.Stat(filepath.Join(dir, recordFile)); serr == nil || try > 0 {
+			return fmt.Errorf("claim task %s: %w", r.ID, ErrExist)
+		}
+		if err := os.RemoveAll(dir); err != nil { // a removal's remains
+			return fmt.Errorf("claim task %s: %w", r.ID, err)
+		}
+	}
+}
+
+// claimPrefix names the directories Claim makes aside: never a valid ID.
+func claimPrefix(id string) string { return "claim@" + id + "@" }
+
+// Remove deletes moor's directory of a task, the record last, so that a
+// removal cut short leaves either the record or nothing that counts; then
+// the namespace directories, once empty.
 func (s Store) Remove(namespace, id string) error {
-	if err := os.RemoveAll(s.Dir(namespace, id)); err != nil {
+	dir := s.Dir(namespace, id)
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove state of %s: %w", id, err)
 	}
-	_ = os.Remove(s.NamespaceDir(namespace))
+	for _, e := range entries {
+		if e.Name() != recordFile {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return fmt.Errorf("remove state of %s: %w", id, err)
+			}
+		}
+	}
+	if err := os.Remove(filepath.Join(dir, recordFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove state of %s: %w", id, err)
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove state of %s: %w", id, err)
+	}
+	claims, _ := filepath.Glob(filepath.Join(s.tasksDir(namespace), claimPrefix(id)+"*"))
+	for _, c := range claims {
+		_ = os.RemoveAll(c) // a create cut short before its claim
+	}
+	for _, d := range []string{s.tasksDir(namespace), filepath.Dir(s.tasksDir(namespace)), s.NamespaceDir(namespace)} {
+		_ = os.Remove(d)
+	}
 	return nil
 }

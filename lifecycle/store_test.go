@@ -1,8 +1,11 @@
 package lifecycle
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,5 +64,74 @@ func TestTransition(t *testing.T) {
 	}
 	if err := requireStatus("start", "x", Running, Created); !errors.Is(err, ErrWrongStatus) {
 		t.Fatalf("requireStatus: %v", err)
+	}
+}
+
+func TestExitCodeUnknownJSON(t *testing.T) {
+	for _, ex := range []Exit{{Code: CodeUnknown, Reason: ExitUnknown}, {Code: 137, Signal: "SIGKILL", Reason: ExitOOM, At: time.Unix(5, 0).UTC()}} {
+		b, err := json.Marshal(ex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ex.Code == CodeUnknown && !strings.Contains(string(b), `"code":"unknown"`) {
+			t.Fatalf("unknown code written as %s", b)
+		}
+		if ex.At.IsZero() && strings.Contains(string(b), `"at"`) {
+			t.Fatalf("zero time written: %s", b)
+		}
+		var back Exit
+		if err := json.Unmarshal(b, &back); err != nil || back != ex {
+			t.Fatalf("round trip of %s: %+v, %v", b, back, err)
+		}
+	}
+}
+
+// TestClaim: a name is claimed once; what a removal cut short left (a
+// directory without a record) does not keep it taken; Remove takes the
+// record last and leaves no empty directories.
+func TestClaim(t *testing.T) {
+	st := Store{Root: t.TempDir()}
+	rec := &Record{ID: "web", Namespace: "ns1", Status: Creating}
+	if err := st.Claim(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Claim(rec); !errors.Is(err, ErrExist) {
+		t.Fatalf("second claim: %v", err)
+	}
+	if got, err := st.Load("ns1", "web"); err != nil || got.Status != Creating {
+		t.Fatalf("claimed record: %+v, %v", got, err)
+	}
+	if err := os.Remove(filepath.Join(st.Dir("ns1", "web"), recordFile)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Claim(rec); err != nil {
+		t.Fatalf("claim over a removal's remains: %v", err)
+	}
+	if err := st.Remove("ns1", "web"); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(st.Root); len(entries) != 0 {
+		t.Fatalf("Remove left %v", entries)
+	}
+}
+
+func TestParentsRegistry(t *testing.T) {
+	st := Store{Root: t.TempDir()}
+	add := func(ps ...string) {
+		if err := st.updateParents(func(cur []string) []string { return append(cur, ps...) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("/a")
+	add("/a/b")
+	var got []string
+	if err := st.updateParents(func(cur []string) []string { got = cur; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("registry %v, want /a and /a/b", got)
+	}
+	if _, err := os.Stat(filepath.Join(st.Root, parentsFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("an empty registry left its file: %v", err)
 	}
 }

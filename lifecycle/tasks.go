@@ -31,6 +31,10 @@ type Options struct {
 	Namespace     string // task namespace; DefaultNamespace when empty
 	Logger        *slog.Logger
 	SystemdCgroup bool // use the systemd cgroup driver (only where systemd runs)
+	// CgroupParent, when set, confines every task's cgroup below it: a
+	// relative cgroupsPath (or none: the task's ID) is placed under it,
+	// an absolute one must lie below it. cgroupfs driver only.
+	CgroupParent string
 	// Runtime makes and finds containers; Libcontainer when nil.
 	Runtime Runtime
 	// AnySpec accepts every spec runc accepts, as the OCI verbs and a
@@ -84,6 +88,9 @@ func New(opts Options) (*Tasks, error) {
 	}
 	if !namePattern.MatchString(opts.Namespace) {
 		return nil, fmt.Errorf("task namespace %q: want letters, digits and _.- only", opts.Namespace)
+	}
+	if p := opts.CgroupParent; p != "" && (!strings.HasPrefix(p, "/") || cgroup.CheckPath(p, false) != nil) {
+		return nil, fmt.Errorf("cgroup parent %q: want an absolute cgroup path without \"..\"", p)
 	}
 	if opts.Runtime == nil {
 		opts.Runtime = Libcontainer{}
@@ -156,6 +163,11 @@ func (s *Tasks) resolveID(ref string) (string, *Record, error) {
 // loadRecord reads a task's record, rebuilding one that cannot be read.
 func (s *Tasks) loadRecord(id string) (*Record, error) {
 	rec, err := s.store.Load(s.opts.Namespace, id)
+	if errors.Is(err, ErrNotExist) {
+		if _, serr := os.Stat(s.store.ContainerDir(s.opts.Namespace, id)); serr == nil {
+			err = fmt.Errorf("task %s: libcontainer's state without moor's record: %w", id, ErrCorrupt)
+		}
+	}
 	if errors.Is(err, ErrCorrupt) {
 		return s.recoverRecord(id, err)
 	}
@@ -191,7 +203,7 @@ func (s *Tasks) startSlot() (release func()) {
 }
 
 // recoverRecord rebuilds the record of a task whose moor.json cannot be
-// read (a crash on a disk-backed state root can leave it torn) from
+// read or is missing beside libcontainer's state (a crash on a disk-backed state root can leave it torn) from
 // libcontainer's state.json: the anchor's identity, the cgroup, the bundle
 // and the creation time; the status is the kernel's. What only the record
 // knew (the cgroup parents moor made, the exit, restarts) is lost. The
@@ -225,7 +237,11 @@ func (s *Tasks) recoverRecord(id string, corrupt error) (*Record, error) {
 	rec.Status = s.observe(rec)
 	// Saved without the task's lock (the caller may hold it): two that
 	// rebuild it at once write the same record.
-	if err := s.store.Save(rec); err != nil {
+	err = s.store.Save(rec)
+	if errors.Is(err, os.ErrNotExist) { // no record at all: claim one
+		err = s.store.Claim(rec)
+	}
+	if err != nil {
 		return nil, errors.Join(corrupt, err)
 	}
 	s.log.Warn("task record was unreadable: rebuilt from libcontainer's state", "id", id, "err", corrupt)

@@ -81,6 +81,9 @@ func TestBadSpecLeavesNothing(t *testing.T) {
 
 func checkNoTrace(t *testing.T, id string) {
 	t.Helper()
+	if _, err := os.Stat(filepath.Dir(recordFile(id))); !os.IsNotExist(err) {
+		t.Fatalf("record of refused task exists: %v", err)
+	}
 	if _, err := os.Stat(filepath.Join(stateRoot, "default", id)); !os.IsNotExist(err) {
 		t.Fatalf("state dir of refused task exists: %v", err)
 	}

@@ -21,7 +21,7 @@ import (
 func TestReusedPIDIsNeverSignalled(t *testing.T) {
 	b := newBundle(t, "sleep", "1000")
 	pid := runDetached(t, b)
-	recPath := filepath.Join(stateRoot, "default", b.ID, "moor.json")
+	recPath := recordFile(b.ID)
 	orig, err := os.ReadFile(recPath)
 	if err != nil {
 		t.Fatal(err)

@@ -370,6 +370,11 @@ func runDetached(t *testing.T, b *bundle) int {
 	return taskState(t, b.ID).PID
 }
 
+// recordFile is moor's record of a task in the default namespace.
+func recordFile(id string) string {
+	return filepath.Join(stateRoot, ".tasks", "default", id, "moor.json")
+}
+
 // taskState reads `moor state`.
 func taskState(t *testing.T, ref string) lifecycle.State {
 	t.Helper()

@@ -206,7 +206,7 @@ func TestBrokenOutputPipe(t *testing.T) {
 func TestUnreadableRecord(t *testing.T) {
 	b := newBundle(t, "sleep", "1000")
 	pid := runDetached(t, b)
-	record := filepath.Join(stateRoot, "default", b.ID, "moor.json")
+	record := recordFile(b.ID)
 	if err := os.WriteFile(record, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -223,12 +223,12 @@ func TestUnreadableRecord(t *testing.T) {
 
 	// Both files torn: nothing says which processes were the task's.
 	id := taskID(t)
-	dir := filepath.Join(stateRoot, "default", id)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{"moor.json", "state.json"} {
-		if err := os.WriteFile(filepath.Join(dir, f), []byte("{"), 0o600); err != nil {
+	dir := filepath.Join(stateRoot, "default", id) // libcontainer's
+	for _, f := range []string{recordFile(id), filepath.Join(dir, "state.json")} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte("{"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -239,7 +239,9 @@ func TestUnreadableRecord(t *testing.T) {
 		t.Fatalf("delete without --force of an unreadable task: %v, want a refusal", r)
 	}
 	mustMoor(t, "delete", "--force", id)
-	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("state of an unreadable task after delete --force: %v", err)
+	for _, d := range []string{dir, filepath.Dir(recordFile(id))} {
+		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("state of an unreadable task after delete --force: %v", err)
+		}
 	}
 }

@@ -86,7 +86,7 @@ type supervise struct {
 func (tr *tree) start(t *testing.T, env []string, extra ...string) *supervise {
 	t.Helper()
 	args := append([]string{"supervise", "--containers", tr.Dir, "--log-dir", tr.Logs}, extra...)
-	return startSupervise(t, exec.Command(moorBin, append([]string{"--root", stateRoot}, args...)...), env)
+	return startSupervise(t, exec.Command(moorBin, append([]string{"--root", stateRoot, "--cgroup-parent", cgroupParent}, args...)...), env)
 }
 
 func startSupervise(t *testing.T, cmd *exec.Cmd, env []string) *supervise {
@@ -270,7 +270,7 @@ func TestSupervisePID1(t *testing.T) {
 	tr.add(t, "services", "020-b", fmt.Sprintf(trapTerm, "b"), nil)
 	tr.add(t, "services", "030-forker", `sh -c "sleep 1000 &" ; sleep 1000 & echo forked > /shared/forker; exit 0`, nil)
 	cmd := exec.Command(unshare, "--pid", "--fork", "--mount-proc", "--kill-child",
-		moorBin, "--root", stateRoot, "supervise", "--containers", tr.Dir, "--log-dir", tr.Logs)
+		moorBin, "--root", stateRoot, "--cgroup-parent", cgroupParent, "supervise", "--containers", tr.Dir, "--log-dir", tr.Logs)
 	sup := startSupervise(t, cmd, nil)
 	moorPID := childOf(t, cmd.Process.Pid)
 	sup.target = moorPID

@@ -32,6 +32,7 @@ func newApp() *cli.App {
 		cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format: text or json"},
 		cli.BoolFlag{Name: "debug", Usage: "log debug messages"},
 		cli.BoolFlag{Name: "systemd-cgroup", Usage: "use systemd's cgroup driver (only where systemd runs)"},
+		cli.StringFlag{Name: "cgroup-parent", Usage: "confine every task's cgroup below this absolute cgroup path (relative cgroupsPaths are placed under it)"},
 		cli.BoolFlag{Name: "require-minimum-spec", Usage: "hold created tasks to the minimum viable spec of a user-defined task (root, process.args, memory limit, CPU)"},
 	}
 	app.Before = setupLogging
@@ -106,6 +107,7 @@ func newSupervisor(ctx *cli.Context, reaper *reaper.Reaper) (*lifecycle.Tasks, e
 		Logger:        logger,
 		SystemdCgroup: ctx.GlobalBool("systemd-cgroup"),
 		AnySpec:       !ctx.GlobalBool("require-minimum-spec"),
+		CgroupParent:  ctx.GlobalString("cgroup-parent"),
 		HookRunner:    hookRunner(),
 		Reaper:        reaper,
 	})

@@ -48,11 +48,12 @@ USR1 writes a status dump. As PID 1 with no arguments moor runs
 			ns = ctx.GlobalString("namespace")
 		}
 		m, err := supervisor.NewManager(supervisor.ManagerOptions{
-			Containers: ctx.String("containers"),
-			Root:       ctx.GlobalString("root"),
-			Namespace:  ns,
-			Logs:       supervisor.TaskLogs{Dir: ctx.String("log-dir"), MaxBytes: maxSize, Keep: ctx.Int("log-keep")},
-			Logger:     logger,
+			Containers:   ctx.String("containers"),
+			Root:         ctx.GlobalString("root"),
+			Namespace:    ns,
+			Logs:         supervisor.TaskLogs{Dir: ctx.String("log-dir"), MaxBytes: maxSize, Keep: ctx.Int("log-keep")},
+			Logger:       logger,
+			CgroupParent: ctx.GlobalString("cgroup-parent"),
 		})
 		if err != nil {
 			return err
