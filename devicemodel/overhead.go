@@ -10,7 +10,8 @@ const (
 
 // Overhead is the anchor tax of the VM in bytes: VMMMaxMemMiB when set,
 // else EVE's estimate 350 MiB + 20 MiB + 2.5 % of RAM + 3 MiB per vCPU.
-// The anchor's own memory is inside the 20 MiB of binaries.
+// The anchor's own memory is inside the 20 MiB of binaries. The sizes
+// must pass CheckSizes: within its bounds nothing here overflows.
 func Overhead(vm *VM) int64 {
 	if vm.VMMMaxMemMiB > 0 {
 		return vm.VMMMaxMemMiB << 20
@@ -20,7 +21,7 @@ func Overhead(vm *VM) int64 {
 }
 
 // MemoryLimit is the task's cgroup memory limit: the guest's RAM plus the
-// anchor tax.
+// anchor tax (at most about 2^53 bytes for sizes CheckSizes accepts).
 func MemoryLimit(vm *VM) int64 {
 	return vm.MemoryMiB<<20 + Overhead(vm)
 }

@@ -180,14 +180,8 @@ func (vm *VM) Validate() error {
 	if err := vm.validateMode(); err != nil {
 		return err
 	}
-	if vm.MemoryMiB <= 0 {
-		return vmErr("memoryMiB", "%d: must be a positive number of MiB", vm.MemoryMiB)
-	}
-	if vm.VCPUs < 1 || vm.VCPUs > 255 {
-		return vmErr("vcpus", "%d: must be 1 to 255", vm.VCPUs)
-	}
-	if vm.VMMMaxMemMiB < 0 {
-		return vmErr("vmmMaxMemMiB", "%d: must not be negative", vm.VMMMaxMemMiB)
+	if err := vm.CheckSizes(); err != nil {
+		return err
 	}
 	if vm.CPUs != "" {
 		if _, err := cpulist.Parse(vm.CPUs); err != nil {
@@ -207,6 +201,33 @@ func (vm *VM) Validate() error {
 		}
 	}
 	return vm.validateNICs()
+}
+
+// The bounds of a VM's sizes.
+const (
+	// MaxMemMiB bounds memoryMiB and vmmMaxMemMiB: 4 PiB, the 52-bit
+	// physical address space, the largest x86-64 and arm64 define. Far
+	// below 2^63 bytes, so the memory limit (RAM + tax) cannot overflow.
+	MaxMemMiB = 1 << 32
+	// MaxVCPUs is the most vCPUs a guest may have (qemu's pc machine).
+	MaxVCPUs = 255
+)
+
+// CheckSizes checks the sizes the task's limits are computed from:
+// memoryMiB 1 to MaxMemMiB, vcpus 1 to MaxVCPUs, vmmMaxMemMiB 0 (EVE's
+// estimate) to MaxMemMiB. Within them, MemoryLimit and the CPU quota are
+// exact.
+func (vm *VM) CheckSizes() error {
+	if vm.MemoryMiB <= 0 || vm.MemoryMiB > MaxMemMiB {
+		return vmErr("memoryMiB", "%d: want 1 to %d MiB", vm.MemoryMiB, int64(MaxMemMiB))
+	}
+	if vm.VCPUs < 1 || vm.VCPUs > MaxVCPUs {
+		return vmErr("vcpus", "%d: want 1 to %d", vm.VCPUs, MaxVCPUs)
+	}
+	if vm.VMMMaxMemMiB < 0 || vm.VMMMaxMemMiB > MaxMemMiB {
+		return vmErr("vmmMaxMemMiB", "%d: want 0 (EVE's estimate) to %d MiB", vm.VMMMaxMemMiB, int64(MaxMemMiB))
+	}
+	return nil
 }
 
 func (vm *VM) validateMode() error {

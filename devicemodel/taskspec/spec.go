@@ -55,6 +55,9 @@ func Build(vm *devicemodel.VM, o Options) (*specs.Spec, *devicemodel.VM, error) 
 	if vm.Mode == devicemodel.ModeNoHyper {
 		return nil, nil, fmt.Errorf("build task spec: %w: mode: nohyper runs no device model: run it as a container task", devicemodel.ErrInvalidVM)
 	}
+	if err := vm.CheckSizes(); err != nil {
+		return nil, nil, fmt.Errorf("build task spec: %w", err)
+	}
 	if !absolute(o.Moor, o.RunDir) || (o.Anchor != "" && !absolute(o.Anchor)) {
 		return nil, nil, errors.New("build task spec: moor, anchor and run dir must be absolute paths")
 	}
@@ -265,7 +268,7 @@ func taskLinux(l *specs.Linux, vm *devicemodel.VM, o Options) *specs.Linux {
 		// not under Xen (whose vifs dom0 makes) gets a network of its own.
 		l.Namespaces = append(l.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})
 	}
-	limit := devicemodel.MemoryLimit(vm)
+	limit := devicemodel.MemoryLimit(vm) // Build checked the sizes
 	quota, period := int64(cfsPeriod*vm.VCPUs), uint64(cfsPeriod)
 	res := &specs.LinuxResources{
 		Memory:  &specs.LinuxMemory{Limit: &limit},
