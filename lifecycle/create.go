@@ -96,7 +96,7 @@ func (s *Tasks) Create(ctx context.Context, o CreateOptions) (*Record, error) {
 		Rootfs:        spec.Root.Path,
 		Status:        Creating,
 		Created:       time.Now().UTC(),
-		Annotations:   spec.Annotations,
+		Annotations:   ownAnnotations(spec.Annotations),
 		CgroupPath:    spec.Linux.CgroupsPath,
 		CgroupParents: cgroup.MissingAncestors(s.hierarchies(), spec.Linux.CgroupsPath),
 		Restarts:      o.Restarts,
@@ -140,8 +140,8 @@ func (s *Tasks) Create(ctx context.Context, o CreateOptions) (*Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create task %s: %w: %w", o.ID, ErrInvalidSpec, err)
 	}
-	setBundleLabel(cfg, bundle)
 	rec.Hooks = arrangeHooks(cfg, s.opts.HookRunner)
+	setLabels(cfg, bundle)
 	proc, err := newProcess(spec.Process, o.IO, true)
 	if err != nil {
 		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
@@ -228,7 +228,7 @@ func (s *Tasks) Start(ctx context.Context, ref string) (*Record, error) {
 		return nil, fmt.Errorf("start task %s: %w", rec.ID, err)
 	}
 	if rec.Hooks != nil {
-		if err := runHooks(rec.Hooks.Poststart, rec, specs.StateRunning, rec.Anchor.PID); err != nil {
+		if err := runHooks(rec.Hooks.Poststart, rec, s.annotations(rec), specs.StateRunning, rec.Anchor.PID); err != nil {
 			s.log.Warn("poststart hook failed", "id", rec.ID, "err", err)
 		}
 	}

@@ -75,11 +75,15 @@ func (s *Tasks) Delete(ctx context.Context, ref string, force bool) error {
 	s.mu.Lock()
 	delete(s.exited, rec.ID)
 	s.mu.Unlock()
+	var annotations map[string]string
+	if rec.Hooks != nil {
+		annotations = s.annotations(rec) // before the spec goes
+	}
 	if err := s.store.Remove(rec.Namespace, rec.ID); err != nil {
 		return fmt.Errorf("delete task %s: %w", rec.ID, err)
 	}
 	if rec.Hooks != nil {
-		if err := runHooks(rec.Hooks.Poststop, rec, specs.StateStopped, 0); err != nil {
+		if err := runHooks(rec.Hooks.Poststop, rec, annotations, specs.StateStopped, 0); err != nil {
 			s.log.Warn("poststop hook failed", "id", rec.ID, "err", err)
 		}
 	}

@@ -75,10 +75,10 @@ func specHooks(list configs.HookList) []specs.Hook {
 
 // runHooks runs hooks with the task's state at status; every hook runs,
 // and the errors are returned together.
-func runHooks(hooks []specs.Hook, rec *Record, status specs.ContainerState, pid int) error {
+func runHooks(hooks []specs.Hook, rec *Record, annotations map[string]string, status specs.ContainerState, pid int) error {
 	state := &specs.State{
 		Version: specs.Version, ID: rec.ID, Status: status, Pid: pid,
-		Bundle: rec.Bundle, Annotations: rec.Annotations,
+		Bundle: rec.Bundle, Annotations: annotations,
 	}
 	var errs []error
 	for i, h := range hooks {

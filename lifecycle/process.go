@@ -117,8 +117,29 @@ func absolutize(s *specs.Spec, bundle string) *specs.Spec {
 }
 
 // setBundleLabel points libcontainer's bundle label (what hooks see in the
-// OCI state) at the task's bundle.
-func setBundleLabel(cfg *configs.Config, bundle string) {
-	cfg.Labels = slices.DeleteFunc(cfg.Labels, func(l string) bool { return strings.HasPrefix(l, "bundle=") })
+// setLabels leaves libcontainer's state the bundle, and the spec's
+// annotations only when a hook libcontainer runs may read them: the spec is
+// stored once (moor's copy), not again in state.json.
+func setLabels(cfg *configs.Config, bundle string) {
+	keep := len(cfg.Hooks[configs.Prestart])+len(cfg.Hooks[configs.CreateRuntime])+
+		len(cfg.Hooks[configs.CreateContainer])+len(cfg.Hooks[configs.StartContainer]) > 0
+	cfg.Labels = slices.DeleteFunc(cfg.Labels, func(l string) bool {
+		return strings.HasPrefix(l, "bundle=") || !keep
+	})
 	cfg.Labels = append(cfg.Labels, "bundle="+bundle)
+}
+
+// ownAnnotations are the annotations moor itself reads (moor.*, the stop
+// signal): all the record keeps, so that list reads no spec.
+func ownAnnotations(all map[string]string) map[string]string {
+	var own map[string]string
+	for k, v := range all {
+		if strings.HasPrefix(k, "moor.") || strings.HasPrefix(k, "org.lfedge.moor.") || k == StopSignalAnnotation {
+			if own == nil {
+				own = map[string]string{}
+			}
+			own[k] = v
+		}
+	}
+	return own
 }

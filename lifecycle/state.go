@@ -32,13 +32,26 @@ type State struct {
 	VM *devicemodel.RunState `json:"vm,omitempty"`
 }
 
-// State reports a task's state as the kernel shows it now.
+// State reports a task's state as the kernel shows it now, with all the
+// annotations of its spec.
 func (s *Tasks) State(ref string) (*State, error) {
 	rec, err := s.Resolve(ref)
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
-	return s.stateOf(rec), nil
+	st := s.stateOf(rec)
+	st.Annotations = s.annotations(rec)
+	return st, nil
+}
+
+// annotations are all the annotations of a task's spec (moor's copy), or
+// those the record keeps when the spec cannot be read.
+func (s *Tasks) annotations(rec *Record) map[string]string {
+	spec, err := s.store.LoadSpec(rec.Namespace, rec.ID)
+	if err != nil {
+		return rec.Annotations
+	}
+	return spec.Annotations
 }
 
 func (s *Tasks) stateOf(rec *Record) *State {
@@ -77,7 +90,8 @@ func (s *Tasks) stateOf(rec *Record) *State {
 	return st
 }
 
-// List reports every task of the namespace.
+// List reports every task of the namespace, reading only the records:
+// the annotations are those moor reads itself (moor.*, the stop signal).
 func (s *Tasks) List() ([]*State, error) {
 	ids, err := s.store.IDs(s.opts.Namespace)
 	if err != nil {

@@ -26,17 +26,16 @@ func leanAnchor() string { return filepath.Join(filepath.Dir(moorBin), anchorBin
 // after its name: "--dir" for moor-anchor, "anchor" for moor's verb.
 func checkAnchor(t *testing.T, pid int, binary, arg string) {
 	t.Helper()
-	exe, err := os.Stat(fmt.Sprintf("/proc/%d/exe", pid))
-	if err != nil {
-		t.Fatalf("stat the executable of task pid %d: %v", pid, err)
-	}
 	want, err := os.Stat(binary)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !os.SameFile(exe, want) {
-		t.Errorf("task pid %d does not run %s (args %q)", pid, binary, procCmdline(pid))
-	}
+	// start returns once the task's init has been let go; its execve of
+	// the task's process follows at once, so wait for it to be done.
+	waitFor(t, 10*time.Second, fmt.Sprintf("task pid %d to run %s", pid, binary), func() bool {
+		exe, err := os.Stat(fmt.Sprintf("/proc/%d/exe", pid))
+		return err == nil && os.SameFile(exe, want)
+	})
 	if args := procCmdline(pid); args[1] != arg {
 		t.Errorf("task pid %d runs %q, want %q after the binary", pid, args, arg)
 	}
