@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path"
 	"strings"
 
@@ -30,15 +31,31 @@ func appErr(field, format string, args ...any) error {
 // cpuPeriod is the CFS period the cpus setting's quota is counted in (µs).
 const cpuPeriod = 100000
 
+// The largest sizes APP.json may give; past them a product overflows or
+// the kernel refuses the value once the task is half made.
+const (
+	// MaxMemoryMiB is the largest memoryMiB whose limit in bytes an int64
+	// holds: 2^43-1 MiB.
+	MaxMemoryMiB = math.MaxInt64 >> 20
+	// maxCFSQuota is the kernel's largest CFS quota, 2^44-1 µs
+	// (max_cfs_runtime): a larger cpu.max or cfs_quota_us is EINVAL.
+	maxCFSQuota = 1<<44 - 1
+	// MaxCPUs is the largest cpus whose quota (cpus × cpuPeriod) the
+	// kernel takes.
+	MaxCPUs = maxCFSQuota / cpuPeriod
+)
+
 // App is the app's own settings (APP.json); each set field wins over the
 // seed. See the README for the format.
 type App struct {
-	Args         []string          `json:"args,omitempty"`
-	Env          []string          `json:"env,omitempty"` // NAME=value, added or replacing by name
-	Cwd          string            `json:"cwd,omitempty"`
-	Hostname     string            `json:"hostname,omitempty"`
-	MemoryMiB    int64             `json:"memoryMiB,omitempty"`
-	CPUs         int               `json:"cpus,omitempty"`   // vCPUs: a quota of CPUs × the period
+	Args     []string `json:"args,omitempty"`
+	Env      []string `json:"env,omitempty"` // NAME=value, added or replacing by name
+	Cwd      string   `json:"cwd,omitempty"`
+	Hostname string   `json:"hostname,omitempty"`
+	// MemoryMiB and CPUs are nil when not set; set, they must be
+	// positive.
+	MemoryMiB    *int64            `json:"memoryMiB,omitempty"`
+	CPUs         *int              `json:"cpus,omitempty"`   // vCPUs: a quota of CPUs × the period
 	CPUSet       string            `json:"cpuset,omitempty"` // e.g. "0-1,3"
 	RootWritable bool              `json:"rootWritable,omitempty"`
 	Volumes      []Volume          `json:"volumes,omitempty"`
@@ -89,25 +106,37 @@ func (a *App) Validate() error {
 	if a.Cwd != "" && !path.IsAbs(a.Cwd) {
 		return appErr("cwd", "%q is not absolute", a.Cwd)
 	}
-	if a.MemoryMiB < 0 {
-		return appErr("memoryMiB", "%d: must be positive", a.MemoryMiB)
+	if err := a.validateSizes(); err != nil {
+		return err
 	}
-	if a.CPUs < 0 {
-		return appErr("cpus", "%d: must be positive", a.CPUs)
+	if _, ok := a.Annotations[WritableAnnotation]; ok {
+		return appErr("annotations."+WritableAnnotation, "rootWritable says whether the root is writable")
+	}
+	if err := validateVolumes(a.Volumes); err != nil {
+		return err
+	}
+	return validateNetDevices(a.NetDevices, a.NetNamespace)
+}
+
+// validateSizes checks memoryMiB and cpus: positive when set, and small
+// enough that the limit in bytes and the CFS quota computed from them hold.
+func (a *App) validateSizes() error {
+	if m := a.MemoryMiB; m != nil && (*m <= 0 || *m > MaxMemoryMiB) {
+		return appErr("memoryMiB", "%d: want 1 to %d MiB (the largest limit in bytes an int64 holds)", *m, int64(MaxMemoryMiB))
+	}
+	if c := a.CPUs; c != nil && (*c <= 0 || *c > MaxCPUs) {
+		return appErr("cpus", "%d: want 1 to %d (past it the quota, cpus × %d µs, is more than the kernel's %d µs)", *c, MaxCPUs, cpuPeriod, maxCFSQuota)
 	}
 	if a.CPUSet != "" {
 		cpus, err := cpulist.Parse(a.CPUSet)
 		if err != nil {
 			return appErr("cpuset", "%q: %v", a.CPUSet, err)
 		}
-		if a.CPUs > len(cpus) {
-			return appErr("cpus", "%d is more than the %d CPUs of cpuset %q", a.CPUs, len(cpus), a.CPUSet)
+		if a.CPUs != nil && *a.CPUs > len(cpus) {
+			return appErr("cpus", "%d is more than the %d CPUs of cpuset %q", *a.CPUs, len(cpus), a.CPUSet)
 		}
 	}
-	if err := validateVolumes(a.Volumes); err != nil {
-		return err
-	}
-	return validateNetDevices(a.NetDevices, a.NetNamespace)
+	return nil
 }
 
 func validateVolumes(vols []Volume) error {
@@ -201,7 +230,7 @@ func ApplyApp(seed *specs.Spec, a *App) (*specs.Spec, error) {
 }
 
 func applyResources(s *specs.Spec, a *App) {
-	if a.MemoryMiB == 0 && a.CPUs == 0 && a.CPUSet == "" {
+	if a.MemoryMiB == nil && a.CPUs == nil && a.CPUSet == "" {
 		return
 	}
 	if s.Linux == nil {
@@ -212,8 +241,8 @@ func applyResources(s *specs.Spec, a *App) {
 		r = &specs.LinuxResources{}
 		s.Linux.Resources = r
 	}
-	if a.MemoryMiB > 0 {
-		limit := a.MemoryMiB << 20
+	if a.MemoryMiB != nil {
+		limit := *a.MemoryMiB << 20 // validateSizes keeps it below 2^63
 		if r.Memory == nil {
 			r.Memory = &specs.LinuxMemory{}
 		}
@@ -225,13 +254,13 @@ func applyResources(s *specs.Spec, a *App) {
 			r.Memory.Reservation = nil
 		}
 	}
-	if a.CPUs > 0 || a.CPUSet != "" {
+	if a.CPUs != nil || a.CPUSet != "" {
 		if r.CPU == nil {
 			r.CPU = &specs.LinuxCPU{}
 		}
 	}
-	if a.CPUs > 0 {
-		quota, period := int64(a.CPUs)*cpuPeriod, uint64(cpuPeriod)
+	if a.CPUs != nil {
+		quota, period := int64(*a.CPUs)*cpuPeriod, uint64(cpuPeriod) // at most maxCFSQuota
 		r.CPU.Quota, r.CPU.Period = &quota, &period
 	}
 	if a.CPUSet != "" {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
+	"path"
 	"strings"
 
 	"github.com/moby/sys/user"
@@ -33,16 +35,20 @@ type ImageRuntimeConfig struct {
 	StopSignal string            `json:"StopSignal,omitempty"`
 }
 
-// ParseImageConfig reads an OCI image config.
+// ParseImageConfig reads an OCI image config: each Env entry must be
+// NAME=value, a WorkingDir absolute.
 func ParseImageConfig(r io.Reader) (*ImageConfig, error) {
 	var c ImageConfig
 	if err := json.NewDecoder(r).Decode(&c); err != nil {
 		return nil, fmt.Errorf("parse image config: %w", err)
 	}
 	for i, e := range c.Config.Env {
-		if !strings.Contains(e, "=") {
+		if name, _, ok := strings.Cut(e, "="); !ok || name == "" {
 			return nil, fmt.Errorf("parse image config: config.Env[%d] %q: want NAME=value", i, e)
 		}
+	}
+	if w := c.Config.WorkingDir; w != "" && !path.IsAbs(w) {
+		return nil, fmt.Errorf("parse image config: config.WorkingDir %q is not absolute", w)
 	}
 	return &c, nil
 }
@@ -106,6 +112,13 @@ func resolveUser(spec string, passwd, group io.Reader) (*user.ExecUser, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	// The files' own IDs are not range-checked by the parser: one past
+	// it would wrap when it becomes the spec's uint32.
+	for _, id := range append([]int{u.Uid, u.Gid}, u.Sgids...) {
+		if id < 0 || id > math.MaxInt32 {
+			return nil, fmt.Errorf("id %d: %w", id, user.ErrRange)
+		}
 	}
 	return u, nil
 }
