@@ -9,7 +9,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 TAGS    := seccomp netgo osusergo urfave_cli_no_docs
 LDFLAGS := -s -w -extldflags -static -X main.version=$(VERSION)
 
-.PHONY: all build deps demo test unit bench clean
+.PHONY: all build deps demo test unit fuzz bench clean
 
 all: build
 
@@ -26,12 +26,23 @@ deps:
 demo: deps build
 	scripts/demo.sh bin/moor
 
-# The whole suite: unit tests and the root integration tests in test/.
-test: deps build
+# The whole suite: a short fuzz run, unit tests and the root integration
+# tests in test/.
+test: deps build fuzz
 	MOOR_BIN=$(CURDIR)/bin/moor $(GO) test -count=1 -p 1 -v -timeout 25m ./...
 
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test$$)
+
+# Each fuzz target (package:name) for FUZZTIME, one after another; a
+# crasher is left in the package's testdata/fuzz/ and fails the run.
+FUZZTIME ?= 30s
+FUZZ     := lifecycle:FuzzValidateSpec lifecycle:FuzzResolveRef devicemodel:FuzzParse \
+            rootfs:FuzzApp rootfs:FuzzImageConfig
+fuzz:
+	for t in $(FUZZ); do \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -parallel 1 ./$${t%%:*} || exit 1; \
+	done
 
 bench: deps build
 	scripts/bench.sh bin/moor
