@@ -155,25 +155,33 @@ func crashOnce(t *testing.T, strace string, c crashCase) bool {
 func killedMoor(t *testing.T, strace string, c crashCase, args []string) (result, bool) {
 	t.Helper()
 	cmd := moorCmd(args...)
-	if c.syscall != "" {
-		inject := fmt.Sprintf("inject=%s:signal=KILL:when=%d", c.syscall, c.when)
-		// -f follows moor's threads; -b execve lets go of its children
-		// (the anchor) once they exec, so strace ends with moor.
-		cmd = exec.Command(strace, append([]string{"-f", "-b", "execve", "-qq", "-o", "/dev/null",
-			"-e", "trace=" + c.syscall, "-e", inject, cmd.Path}, cmd.Args[1:]...)...)
+	if c.syscall == "" {
+		return runKilled(t, cmd, c.delay) // the fault injected: a SIGKILL at a point in time
 	}
+	inject := fmt.Sprintf("inject=%s:signal=KILL:when=%d", c.syscall, c.when)
+	// -f follows moor's threads; -b execve lets go of its children (the
+	// anchor) once they exec, so strace ends with moor.
+	cmd = exec.Command(strace, append([]string{"-f", "-b", "execve", "-qq", "-o", "/dev/null",
+		"-e", "trace=" + c.syscall, "-e", inject, cmd.Path}, cmd.Args[1:]...)...)
+	return runKilled(t, cmd, 0)
+}
+
+// runKilled runs cmd with its output in unlinked files and SIGKILLs it
+// once after has passed (never, when zero); killed says it died of
+// SIGKILL, whoever sent it.
+func runKilled(t *testing.T, cmd *exec.Cmd, after time.Duration) (r result, killed bool) {
+	t.Helper()
 	out, errf := tempFile(t), tempFile(t)
 	cmd.Stdout, cmd.Stderr = out, errf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if c.syscall == "" {
-		// The fault injected: a SIGKILL at a point in time.
-		timer := time.AfterFunc(c.delay, func() { _ = cmd.Process.Kill() })
+	if after > 0 {
+		timer := time.AfterFunc(after, func() { _ = cmd.Process.Kill() })
 		defer timer.Stop()
 	}
 	err := cmd.Wait()
-	r := result{Stdout: readBack(t, out), Stderr: readBack(t, errf)}
+	r = result{Stdout: readBack(t, out), Stderr: readBack(t, errf)}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		r.Code = ee.ExitCode()
