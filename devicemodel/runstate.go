@@ -63,8 +63,13 @@ type RunState struct {
 	// DeviceModelPID is qemu's (or xl's) PID in the task's PID namespace.
 	DeviceModelPID int `json:"deviceModelPid,omitempty"`
 	// AnchorRSSKiB is the anchor's own resident memory, part of the tax.
-	AnchorRSSKiB int64     `json:"anchorRssKiB,omitempty"`
-	Updated      time.Time `json:"updated"`
+	AnchorRSSKiB int64 `json:"anchorRssKiB,omitempty"`
+	// AppPID is the app's PID in the guest, once its guest init started
+	// it (a container app VM).
+	AppPID int `json:"appPid,omitempty"`
+	// AppExit is how the app ended, once its guest init reported it.
+	AppExit *AppExit  `json:"appExit,omitempty"`
+	Updated time.Time `json:"updated"`
 }
 
 // RunStateFile is the run state's file name in the run directory.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"runtime"
 
 	"github.com/lf-edge/moor/cpulist"
 	"github.com/lf-edge/moor/ifname"
@@ -47,6 +48,24 @@ type Disk struct {
 	ReadOnly bool   `json:"readonly,omitempty"`
 }
 
+// Arch is the guest's CPU architecture, as Go names it.
+type Arch string
+
+const (
+	AMD64 Arch = "amd64" // x86-64: qemu-system-x86_64, machine q35
+	ARM64 Arch = "arm64" // AArch64: qemu-system-aarch64, machine virt
+)
+
+// HostArch is the architecture moor was built for, the default of a VM.
+func HostArch() Arch { return Arch(runtime.GOARCH) }
+
+// Share is a host directory the guest mounts over virtio-9p by its tag.
+type Share struct {
+	Tag      string `json:"tag"`
+	Path     string `json:"path"`
+	ReadOnly bool   `json:"readonly,omitempty"`
+}
+
 // NIC is one network interface: a tap on the host side, put in a bridge.
 type NIC struct {
 	Tap    string `json:"tap"`
@@ -61,15 +80,24 @@ type VM struct {
 	UUID       string     `json:"uuid,omitempty"`
 	Mode       Mode       `json:"mode,omitempty"`
 	Hypervisor Hypervisor `json:"hypervisor,omitempty"`
-	MemoryMiB  int64      `json:"memoryMiB"`
-	VCPUs      int        `json:"vcpus,omitempty"`
-	CPUs       string     `json:"cpus,omitempty"` // pinning: a CPU list, "0-1,3"
-	Kernel     string     `json:"kernel,omitempty"`
-	Initrd     string     `json:"initrd,omitempty"`
-	Cmdline    string     `json:"cmdline,omitempty"`
-	Disks      []Disk     `json:"disks,omitempty"`
-	NICs       []NIC      `json:"nics,omitempty"`
-	Firmware   string     `json:"firmware,omitempty"`
+	// Arch is the guest's architecture; the host's by default.
+	Arch      Arch   `json:"arch,omitempty"`
+	MemoryMiB int64  `json:"memoryMiB"`
+	VCPUs     int    `json:"vcpus,omitempty"`
+	CPUs      string `json:"cpus,omitempty"` // pinning: a CPU list, "0-1,3"
+	Kernel    string `json:"kernel,omitempty"`
+	Initrd    string `json:"initrd,omitempty"`
+	Cmdline   string `json:"cmdline,omitempty"`
+	Disks     []Disk `json:"disks,omitempty"`
+	NICs      []NIC  `json:"nics,omitempty"`
+	// Shares are host directories shared with the guest over virtio-9p
+	// (qemu only), one mount tag each.
+	Shares []Share `json:"shares,omitempty"`
+	// App says the guest runs a container app under moor's guest init
+	// (moor vm spec --app): the VM gets the app's control and output
+	// ports, and the anchor exits with the app's status (qemu only).
+	App      bool   `json:"app,omitempty"`
+	Firmware string `json:"firmware,omitempty"`
 	// FirmwareVars is the template of the UEFI variable store
 	// (OVMF_VARS.fd) of mode fml under qemu: each VM boots with its own
 	// writable copy of it, made once and kept across restarts. In the
@@ -111,6 +139,9 @@ func (vm *VM) SetDefaults(probe Probe) {
 	}
 	if vm.VCPUs == 0 {
 		vm.VCPUs = 1
+	}
+	if vm.Arch == "" {
+		vm.Arch = HostArch()
 	}
 	if vm.Hypervisor == "" && vm.Mode != ModeNoHyper {
 		vm.Hypervisor = TCG
@@ -180,6 +211,9 @@ func (vm *VM) Validate() error {
 	if err := vm.validateMode(); err != nil {
 		return err
 	}
+	if err := vm.validateArch(); err != nil {
+		return err
+	}
 	if err := vm.CheckSizes(); err != nil {
 		return err
 	}
@@ -200,7 +234,41 @@ func (vm *VM) Validate() error {
 			return vmErr(field+".format", "%q: want raw, qcow2, vmdk or vhdx", d.Format)
 		}
 	}
-	return vm.validateNICs()
+	if err := vm.validateNICs(); err != nil {
+		return err
+	}
+	return vm.validateShares()
+}
+
+// MaxTagLen is the longest 9p mount tag: the limit of older qemu.
+const MaxTagLen = 31
+
+func (vm *VM) validateShares() error {
+	if (len(vm.Shares) > 0 || vm.App) && vm.Hypervisor == Xen {
+		field := "shares"
+		if vm.App {
+			field = "app"
+		}
+		return vmErr(field, "qemu only (hypervisor kvm or tcg), not xen")
+	}
+	if vm.App && vm.Kernel == "" {
+		return vmErr("kernel", "a container app boots a kernel: name it")
+	}
+	tags := map[string]bool{}
+	for i, sh := range vm.Shares {
+		field := fmt.Sprintf("shares[%d]", i)
+		if !wordOf(sh.Tag, MaxTagLen) {
+			return vmErr(field+".tag", "%q: want 1-%d letters, digits and _.-", sh.Tag, MaxTagLen)
+		}
+		if tags[sh.Tag] {
+			return vmErr(field+".tag", "%q is used twice", sh.Tag)
+		}
+		tags[sh.Tag] = true
+		if !filepath.IsAbs(sh.Path) {
+			return vmErr(field+".path", "%q is not an absolute path", sh.Path)
+		}
+	}
+	return nil
 }
 
 // The bounds of a VM's sizes.
@@ -249,6 +317,18 @@ func (vm *VM) validateMode() error {
 	case Xen:
 	default:
 		return vmErr("hypervisor", "%q: want kvm, xen or tcg", vm.Hypervisor)
+	}
+	return nil
+}
+
+func (vm *VM) validateArch() error {
+	switch vm.Arch {
+	case AMD64, ARM64:
+	default:
+		return vmErr("arch", "%q: want amd64 or arm64", vm.Arch)
+	}
+	if vm.Hypervisor == KVM && vm.Arch != HostArch() {
+		return vmErr("arch", "%s under kvm on a %s host: kvm runs the host's architecture (use tcg)", vm.Arch, HostArch())
 	}
 	return nil
 }

@@ -53,7 +53,7 @@ func (q *qemuBackend) start(ctx context.Context) error {
 	}
 	bin := q.o.DeviceModel
 	if bin == "" {
-		bin = qemu.Binary
+		bin = qemu.BinaryFor(q.o.VM.Arch)
 	}
 	argv := qemu.Argv(q.o.VM, bin, q.paths)
 	path, err := exec.LookPath(bin)

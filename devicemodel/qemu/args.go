@@ -17,6 +17,9 @@ type Paths struct {
 	Console  string // the console chardev's socket
 	Log      string // the console log
 	PIDFile  string
+	// A container app's ports (devicemodel.PortControl, PortStdout,
+	// PortStderr): sockets the anchor listens on and qemu connects to.
+	AppControl, AppStdout, AppStderr string
 }
 
 // PathsIn names the files of a run directory.
@@ -28,25 +31,41 @@ func PathsIn(dir string) Paths {
 		Console:  filepath.Join(dir, "cons"),
 		Log:      filepath.Join(dir, "console.log"),
 		PIDFile:  filepath.Join(dir, "pid"),
+
+		AppControl: filepath.Join(dir, "app-control"),
+		AppStdout:  filepath.Join(dir, "app-stdout"),
+		AppStderr:  filepath.Join(dir, "app-stderr"),
 	}
 }
 
 // Stale are the files an earlier run leaves behind that must go before qemu
 // starts again: sockets and the pidfile.
-func (p Paths) Stale() []string { return []string{p.QMP, p.Listener, p.Console, p.PIDFile} }
+func (p Paths) Stale() []string {
+	return []string{p.QMP, p.Listener, p.Console, p.PIDFile, p.AppControl, p.AppStdout, p.AppStderr}
+}
 
-// Binary is qemu's name for the host's architecture.
+// Binary is qemu's name for an x86-64 guest.
 const Binary = "qemu-system-x86_64"
+
+// BinaryFor is qemu's name for a guest of the architecture.
+func BinaryFor(arch devicemodel.Arch) string {
+	if arch == devicemodel.ARM64 {
+		return "qemu-system-aarch64"
+	}
+	return Binary
+}
 
 // Argv is qemu's command line for vm; everything else is in the
 // -readconfig file.
 func Argv(vm *devicemodel.VM, binary string, p Paths) []string {
 	args := []string{binary,
 		"-display", "none", "-S", "-no-user-config", "-nodefaults", "-no-shutdown",
-		"-serial", "chardev:charserial0", "-machine", "hpet=off",
-		"-cpu", cpuModel(vm),
-		"-name", vm.Name,
+		"-serial", "chardev:charserial0",
 	}
+	if vm.Arch != devicemodel.ARM64 {
+		args = append(args, "-machine", "hpet=off")
+	}
+	args = append(args, "-cpu", cpuModel(vm), "-name", vm.Name)
 	if vm.UUID != "" {
 		args = append(args, "-uuid", vm.UUID)
 	}
@@ -65,7 +84,7 @@ func cpuModel(vm *devicemodel.VM) string {
 	switch {
 	case vm.Hypervisor == devicemodel.TCG:
 		return "max"
-	case vm.Mode == devicemodel.ModeFML:
+	case vm.Mode == devicemodel.ModeFML && vm.Arch != devicemodel.ARM64:
 		return "host,hv_time,hv_relaxed,hv_vendor_id=eveitis,hypervisor=off,kvm=off,vmx=off"
 	}
 	return "host"
@@ -118,13 +137,21 @@ func ReadConfig(vm *devicemodel.VM, p Paths) []byte {
 	n := strconv.Itoa(vm.VCPUs)
 	c.add("smp-opts", "").set("cpus", n).set("sockets", "1").set("cores", n).set("threads", "1")
 	console(c, p)
+	if vm.App {
+		appPorts(c, p)
+	}
 	port := 4
 	port = disks(c, vm, port)
-	nics(c, vm, port)
+	port = nics(c, vm, port)
+	shares(c, vm, port)
 	return []byte(c.String())
 }
 
 func machine(c *config, vm *devicemodel.VM) {
+	if vm.Arch == devicemodel.ARM64 {
+		machineVirt(c, vm)
+		return
+	}
 	m := c.add("machine", "").set("type", "q35").set("dump-guest-core", "off")
 	if vm.Hypervisor == devicemodel.KVM {
 		m.set("accel", "kvm").set("kernel-irqchip", "on")
@@ -132,6 +159,33 @@ func machine(c *config, vm *devicemodel.VM) {
 		m.set("accel", "tcg")
 	}
 	m.set("vmport", "off")
+	boot(m, vm)
+	if vm.Hypervisor == devicemodel.KVM {
+		c.add("global", "").set("driver", "kvm-pit").set("property", "lost_tick_policy").set("value", "delay")
+	}
+	c.add("global", "").set("driver", "ICH9-LPC").set("property", "disable_s3").set("value", "1")
+	c.add("global", "").set("driver", "ICH9-LPC").set("property", "disable_s4").set("value", "1")
+	c.add("rtc", "").set("base", "localtime").set("driftfix", "slew")
+	pflash(c, vm)
+}
+
+// machineVirt is arm64's virt machine: a GIC (the host's under kvm,
+// version 3 under tcg), the PL011 UART as the serial port, no x86
+// devices, and no rtc drift fix (an x86 option).
+func machineVirt(c *config, vm *devicemodel.VM) {
+	m := c.add("machine", "").set("type", "virt").set("dump-guest-core", "off")
+	if vm.Hypervisor == devicemodel.KVM {
+		m.set("accel", "kvm").set("gic-version", "host")
+	} else {
+		m.set("accel", "tcg").set("gic-version", "3")
+	}
+	boot(m, vm)
+	c.add("rtc", "").set("base", "localtime")
+	pflash(c, vm)
+}
+
+// boot sets the machine's firmware and direct kernel boot.
+func boot(m *section, vm *devicemodel.VM) {
 	if vm.Firmware != "" && vm.Mode != devicemodel.ModeFML {
 		m.set("firmware", vm.Firmware)
 	}
@@ -144,12 +198,10 @@ func machine(c *config, vm *devicemodel.VM) {
 	if vm.Cmdline != "" {
 		m.set("append", vm.Cmdline)
 	}
-	if vm.Hypervisor == devicemodel.KVM {
-		c.add("global", "").set("driver", "kvm-pit").set("property", "lost_tick_policy").set("value", "delay")
-	}
-	c.add("global", "").set("driver", "ICH9-LPC").set("property", "disable_s3").set("value", "1")
-	c.add("global", "").set("driver", "ICH9-LPC").set("property", "disable_s4").set("value", "1")
-	c.add("rtc", "").set("base", "localtime").set("driftfix", "slew")
+}
+
+// pflash adds UEFI's code and variable store of mode fml.
+func pflash(c *config, vm *devicemodel.VM) {
 	if vm.Mode == devicemodel.ModeFML {
 		c.add("drive", "drive-ovmf-code").set("if", "pflash").set("format", "raw").
 			set("readonly", "on").set("file", vm.Firmware)
@@ -205,7 +257,7 @@ func disks(c *config, vm *devicemodel.VM, port int) int {
 	return port
 }
 
-func nics(c *config, vm *devicemodel.VM, port int) {
+func nics(c *config, vm *devicemodel.VM, port int) int {
 	for i, n := range vm.NICs {
 		bus := rootPort(c, port)
 		port++
@@ -217,6 +269,40 @@ func nics(c *config, vm *devicemodel.VM, port int) {
 		if n.MAC != "" {
 			dev.set("mac", n.MAC)
 		}
+	}
+	return port
+}
+
+// shares exports each share over virtio-9p as EVE does (security model
+// none: qemu's own rights; multidevs remap: inode numbers stay unique
+// across the host file systems under the share), read-only when asked.
+func shares(c *config, vm *devicemodel.VM, port int) {
+	for i, sh := range vm.Shares {
+		bus := rootPort(c, port)
+		port++
+		fsdev := fmt.Sprintf("fsdev%d", i)
+		f := c.add("fsdev", fsdev).set("fsdriver", "local").set("path", sh.Path).
+			set("security_model", "none").set("multidevs", "remap")
+		if sh.ReadOnly {
+			f.set("readonly", "on")
+		}
+		c.add("device", fmt.Sprintf("share%d", i)).set("driver", "virtio-9p-pci").
+			set("fsdev", fsdev).set("mount_tag", sh.Tag).set("bus", bus).set("addr", "0x0")
+	}
+}
+
+// appPorts are a container app's control and output ports on the
+// console's virtio-serial bus, each a socket qemu connects to.
+func appPorts(c *config, p Paths) {
+	for _, port := range []struct{ id, path, name string }{
+		{"moorctl", p.AppControl, devicemodel.PortControl},
+		{"moorout", p.AppStdout, devicemodel.PortStdout},
+		{"moorerr", p.AppStderr, devicemodel.PortStderr},
+	} {
+		chardev := "char" + port.id
+		c.add("chardev", chardev).set("backend", "socket").set("path", port.path).set("server", "off")
+		c.add("device", port.id).set("driver", "virtserialport").set("bus", "virtio-serial0.0").
+			set("chardev", chardev).set("name", port.name)
 	}
 }
 

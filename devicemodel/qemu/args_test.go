@@ -26,6 +26,18 @@ var descriptions = map[string]string{
 	// fml with the VM's own variable store, as in the task's vm.json.
 	"fml-vars": `{"name":"win","mode":"fml","memoryMiB":4096,"vcpus":4,"firmware":"/usr/lib/xen/boot/OVMF_CODE.fd",
 		"firmwareVars":"/run/moor/vm/OVMF_VARS.fd"}`,
+	// A container app, as moor vm spec --app writes its vm.json: the
+	// initramfs of moor's guest init, the app's root and a volume shared
+	// over 9p, the control and output ports.
+	"app": `{"name":"app","arch":"amd64","hypervisor":"tcg","memoryMiB":128,"kernel":"/run/moor/boot/kernel",
+		"initrd":"/run/moor/vm/initramfs-0123456789abcdef.cpio.gz","cmdline":"console=ttyS0 panic=-1",
+		"shares":[{"tag":"moor-root","path":"/run/moor/app/root","readonly":true},{"tag":"moor-vol0","path":"/run/moor/app/vol/0"}],"app":true}`,
+	// arm64 under tcg: machine virt, a GIC, no x86 devices.
+	"arm64": `{"name":"arm","arch":"arm64","hypervisor":"tcg","memoryMiB":256,"vcpus":2,"kernel":"/boot/vmlinuz-arm64",
+		"initrd":"/boot/initrd-arm64","cmdline":"console=ttyAMA0","disks":[{"path":"/vol/root.img"}]}`,
+	"arm64-app": `{"name":"armapp","arch":"arm64","hypervisor":"tcg","memoryMiB":128,"kernel":"/run/moor/boot/kernel",
+		"initrd":"/run/moor/vm/initramfs-0123456789abcdef.cpio.gz","cmdline":"console=ttyAMA0 panic=-1",
+		"shares":[{"tag":"moor-root","path":"/run/moor/app/root","readonly":true}],"app":true}`,
 }
 
 func checkGolden(t *testing.T, name string, got []byte) {
@@ -41,7 +53,7 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkGolden(t, name+".argv", []byte(strings.Join(Argv(vm, Binary, p), "\n")+"\n"))
+			checkGolden(t, name+".argv", []byte(strings.Join(Argv(vm, BinaryFor(vm.Arch), p), "\n")+"\n"))
 			checkGolden(t, name+".cfg", ReadConfig(vm, p))
 		})
 	}
