@@ -195,6 +195,10 @@ func runKilled(t *testing.T, cmd *exec.Cmd, after time.Duration) (r result, kill
 	return r, false
 }
 
+// createdAnchorComm is the name libcontainer's init takes while it waits
+// for start.
+const createdAnchorComm = "runc:[2:INIT]"
+
 // checkTruthful checks that state and list agree with each other and with
 // what is on disk and alive: a task moor shows has its directory, a live
 // status has a live anchor, and a task moor does not show has no directory
@@ -217,6 +221,11 @@ func checkTruthful(t *testing.T, id string) {
 		live := st.Status == lifecycle.Created || st.Status == lifecycle.Running || st.Status == lifecycle.Paused
 		if live && !alive(st.PID) {
 			t.Errorf("state says %s with anchor %d, which is not alive", st.Status, st.PID)
+		}
+		// A created task's anchor is libcontainer's init, waiting for
+		// start; once it runs the task's process, the task runs.
+		if comm := procComm(st.PID); st.Status == lifecycle.Created && comm != createdAnchorComm {
+			t.Errorf("state says created, yet anchor %d runs %q, not libcontainer's waiting init", st.PID, comm)
 		}
 		t.Logf("after the crash: %s, pid %d", st.Status, st.PID)
 	case strings.Contains(r.Stderr, "no such task"):

@@ -62,7 +62,25 @@ func traces(t *testing.T, id string, cgroups ...string) []string {
 	for _, pid := range processesIn(cgroups...) {
 		left = append(left, fmt.Sprintf("process %d (%s) in a cgroup of the task", pid, procComm(pid)))
 	}
+	for _, f := range tempFiles() {
+		left = append(left, "temporary file "+f)
+	}
 	return left
+}
+
+// tempFiles lists the hidden regular files in the state root and its
+// namespace directories: what an atomic write killed half-way leaves.
+func tempFiles() []string {
+	var out []string
+	for _, d := range []string{stateRoot, filepath.Join(stateRoot, "default")} {
+		entries, _ := os.ReadDir(d)
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), ".") && e.Type().IsRegular() {
+				out = append(out, filepath.Join(d, e.Name()))
+			}
+		}
+	}
+	return out
 }
 
 // dirList names the entries of a directory, for a message.
@@ -98,8 +116,10 @@ func mountsUnder(t *testing.T, dirs ...string) []string {
 	return out
 }
 
-// processesIn lists the processes that sit, in some hierarchy, in one of
-// the cgroups or below it.
+// processesIn lists the live processes that sit, in some hierarchy, in
+// one of the cgroups or below it. Zombies are left out: they hold nothing
+// and are their reaper's to collect (the harness's, for anchors), and one
+// may still name a cgroup already removed.
 func processesIn(cgroups ...string) []int {
 	if len(cgroups) == 0 {
 		return nil
@@ -108,7 +128,7 @@ func processesIn(cgroups ...string) []int {
 	var out []int
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
+		if err != nil || !alive(pid) {
 			continue
 		}
 		b, err := os.ReadFile("/proc/" + e.Name() + "/cgroup")
@@ -178,7 +198,7 @@ func removeLeftovers(t *testing.T, id string, cgroups ...string) {
 			t.Errorf("unmount %s: %v", mounts[i], err)
 		}
 	}
-	for _, d := range dirs {
+	for _, d := range append(dirs, tempFiles()...) {
 		if err := os.RemoveAll(d); err != nil {
 			t.Errorf("remove %s: %v", d, err)
 		}
