@@ -9,7 +9,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 TAGS    := seccomp netgo osusergo urfave_cli_no_docs
 LDFLAGS := -s -w -extldflags -static -X main.version=$(VERSION)
 
-.PHONY: all build deps demo test unit fuzz bench clean
+.PHONY: all build deps demo test unit fuzz soak bench clean
 
 all: build
 
@@ -43,6 +43,17 @@ fuzz:
 	for t in $(FUZZ); do \
 		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -parallel 1 ./$${t%%:*} || exit 1; \
 	done
+
+# The reliability tests' long versions (MOOR_SOAK=1: 1000 cycles, 500
+# kills), printing their figures; then the integration suite once more
+# beside two CPU hogs, which a timeout bounds and which are killed by PID.
+soak: deps build
+	MOOR_SOAK=1 MOOR_BIN=$(CURDIR)/bin/moor $(GO) test -count=1 -p 1 -v -timeout 60m \
+		-run '^(TestCycles|TestCrashAnywhere)$$' ./test
+	timeout 60m sh -c 'while :; do :; done' & h1=$$!; \
+	timeout 60m sh -c 'while :; do :; done' & h2=$$!; \
+	MOOR_BIN=$(CURDIR)/bin/moor $(GO) test -count=1 -p 1 -v -timeout 50m ./test; rc=$$?; \
+	kill $$h1 $$h2; exit $$rc
 
 bench: deps build
 	scripts/bench.sh bin/moor

@@ -6,6 +6,7 @@ pkgs=(
   qemu-system-x86 linux-image-amd64 cpio gzip       # hypervisor tasks: a real guest under TCG
   ovmf                                              # mode fml: UEFI firmware and its variable store
   containerd runc podman conmon catatonit           # real clients: containerd's shim, its CRI plugin, podman
+  strace                                            # the crash tests: SIGKILL injected at a syscall
 )
 missing=()
 for p in "${pkgs[@]}"; do
