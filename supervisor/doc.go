@@ -6,7 +6,9 @@
 // logs and status dumps, and shuts everything down in order.
 //
 // It drives tasks only through package lifecycle's public API and must not
-// reach into its state store or libcontainer.
+// reach into its state store or libcontainer. The runtime, the reaper and
+// the signals can be handed in (ManagerOptions), so its unit tests run a
+// Manager over lifecycle/fake without root.
 //
 // Concurrency: a Manager's work runs on the goroutine that calls Run; the
 // reaper's goroutine, signal handling and timers only post work to it, so

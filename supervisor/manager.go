@@ -28,8 +28,22 @@ type ManagerOptions struct {
 	LogCheck time.Duration
 	// ProcRoot is procfs; anchor.ProcRoot when empty.
 	ProcRoot string
+	// CgroupParent confines every task's cgroup below it (see
+	// lifecycle.Options); "/<namespace>" when empty.
+	CgroupParent string
 	// Notify sends an sd_notify message; by default to $NOTIFY_SOCKET, if set.
 	Notify func(state string)
+	// Runtime makes and finds the tasks' containers; libcontainer when
+	// nil. Unit tests pass lifecycle/fake's.
+	Runtime lifecycle.Runtime
+	// Reaper, when set, is the process's one reaper and stays the
+	// caller's: Run neither becomes a subreaper nor makes a reaper of its
+	// own, and does not close it. A test process holds one for all the
+	// Managers it runs, since two reapers would race for its children.
+	Reaper *reaper.Reaper
+	// Signals, when set, is where Run takes its signals from instead of
+	// the process's own (os/signal): a test feeds them through it.
+	Signals <-chan os.Signal
 }
 
 // Manager boots a containers tree and keeps its services running: it is
@@ -69,6 +83,9 @@ func NewManager(opts ManagerOptions) (*Manager, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.CgroupParent == "" {
+		opts.CgroupParent = "/" + opts.Namespace
 	}
 	if opts.ProcRoot == "" {
 		opts.ProcRoot = anchor.ProcRoot
@@ -115,25 +132,29 @@ func (m *Manager) drain() {
 // every service in reverse start order and returns nil. It must be the only
 // code in the process that waits for children.
 func (m *Manager) Run(ctx context.Context) error {
-	if err := reaper.BecomeSubreaper(); err != nil {
+	rp, release, err := m.reaper()
+	if err != nil {
 		return err
 	}
-	rp := reaper.NewReaper()
-	defer rp.Close()
-	defer rp.ReapNow() // exit with no zombie of ours left
-	rp.OnOrphan(func(r reaper.Reaped) { m.log.Debug("reaped orphan", "pid", r.PID, "code", r.Code()) })
+	defer release()
 	sup, err := lifecycle.New(lifecycle.Options{
 		Root: m.opts.Root, Namespace: m.opts.Namespace, Logger: m.opts.Logger, Reaper: rp, ProcRoot: m.opts.ProcRoot,
-		AnySpec: true, // system tasks: linuxkit writes their specs, often without limits
-		OnExit:  func(id string, ex *lifecycle.Exit) { m.post(func() { m.handleExit(id, ex) }) },
+		CgroupParent: m.opts.CgroupParent,
+		Runtime:      m.opts.Runtime,
+		AnySpec:      true, // system tasks: linuxkit writes their specs, often without limits
+		OnExit:       func(id string, ex *lifecycle.Exit) { m.post(func() { m.handleExit(id, ex) }) },
 	})
 	if err != nil {
 		return err
 	}
 	m.sup = sup
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGPWR, unix.SIGHUP, unix.SIGUSR1)
-	defer signal.Stop(sigs)
+	sigs := m.opts.Signals
+	if sigs == nil {
+		own := make(chan os.Signal, 8)
+		signal.Notify(own, unix.SIGTERM, unix.SIGINT, unix.SIGPWR, unix.SIGHUP, unix.SIGUSR1)
+		defer signal.Stop(own)
+		sigs = own
+	}
 
 	tree, err := ReadTree(m.opts.Containers)
 	if tree == nil {
@@ -157,7 +178,24 @@ func (m *Manager) Run(ctx context.Context) error {
 	return m.loop(ctx, sigs)
 }
 
-func (m *Manager) loop(ctx context.Context, sigs chan os.Signal) error {
+// reaper is the process's one reaper: the caller's, or Run's own once the
+// process is a subreaper; release closes Run's own, with no zombie left.
+func (m *Manager) reaper() (rp *reaper.Reaper, release func(), err error) {
+	if m.opts.Reaper != nil {
+		return m.opts.Reaper, func() {}, nil
+	}
+	if err := reaper.BecomeSubreaper(); err != nil {
+		return nil, nil, err
+	}
+	rp = reaper.NewReaper()
+	rp.OnOrphan(func(r reaper.Reaped) { m.log.Debug("reaped orphan", "pid", r.PID, "code", r.Code()) })
+	return rp, func() {
+		rp.ReapNow() // exit with no zombie of ours left
+		rp.Close()
+	}, nil
+}
+
+func (m *Manager) loop(ctx context.Context, sigs <-chan os.Signal) error {
 	var watchdog <-chan time.Time
 	if d, err := daemon.SdWatchdogEnabled(false); err == nil && d > 0 {
 		t := time.NewTicker(d / 2)

@@ -55,7 +55,7 @@ func (m *Manager) sameSpec(id string, u *Unit) bool {
 // runOnboot runs the onboot bundles one at a time, each to completion. A
 // failure is logged and boot goes on. It returns false when a shutdown
 // signal came in the middle.
-func (m *Manager) runOnboot(ctx context.Context, units []*Unit, sigs chan os.Signal) bool {
+func (m *Manager) runOnboot(ctx context.Context, units []*Unit, sigs <-chan os.Signal) bool {
 	for _, u := range units {
 		if !m.createAndStart(ctx, u, 0) {
 			continue
@@ -116,10 +116,12 @@ func (m *Manager) startService(ctx context.Context, u *Unit, restarts int) {
 	}
 }
 
-// handleExit applies a service's restart policy to its anchor's exit.
+// handleExit applies a service's restart policy to its anchor's exit. An
+// exit while the service's task runs is its former task's (reconcile
+// replaced it and the reaper saw it end before its delete): it is ignored.
 func (m *Manager) handleExit(id string, ex *lifecycle.Exit) {
 	svc := m.services[id]
-	if svc == nil || svc.stopping {
+	if svc == nil || svc.stopping || m.taskAlive(id) {
 		return
 	}
 	switch svc.unit.Policy.Decide(ex, svc.restarts) {
@@ -136,6 +138,19 @@ func (m *Manager) handleExit(id string, ex *lifecycle.Exit) {
 	default:
 		m.log.Info("service stopped: its policy keeps it stopped", "id", id, "code", ex.Code)
 	}
+}
+
+// taskAlive reports whether the task id has an anchor that has not exited.
+func (m *Manager) taskAlive(id string) bool {
+	st, err := m.sup.State(id)
+	if err != nil {
+		return false
+	}
+	switch st.Status {
+	case lifecycle.Created, lifecycle.Running, lifecycle.Paused:
+		return true
+	}
+	return false
 }
 
 func (m *Manager) restart(svc *service) {
