@@ -140,6 +140,7 @@ func (s *Tasks) Create(ctx context.Context, o CreateOptions) (*Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create task %s: %w: %w", o.ID, ErrInvalidSpec, err)
 	}
+	fitLibcontainer(cfg, s.log)
 	rec.Hooks = arrangeHooks(cfg, s.opts.HookRunner)
 	setLabels(cfg, bundle)
 	proc, err := newProcess(spec.Process, o.IO, true)

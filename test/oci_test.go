@@ -249,3 +249,34 @@ func fillCpuset(t *testing.T, hierarchy, p string) {
 		}
 	}
 }
+
+// TestConformanceShapes: what the OCI conformance suite asks and this
+// libcontainer would refuse: a deny-by-default seccomp profile that does
+// not name statx (no noNewPrivileges), a FIFO device with major:minor
+// numbers, and filesystem options on a bind mount. Each task runs.
+func TestConformanceShapes(t *testing.T) {
+	b := newBundle(t, "sh", "-c", "test -p /dev/fifo && test -d /bound && echo ran")
+	b.Spec.Process.NoNewPrivileges = false
+	allow := []string{}
+	for _, name := range strings.Fields(`read write openat open close fstat newfstatat lseek mmap mprotect munmap brk rt_sigaction
+		rt_sigprocmask rt_sigreturn ioctl pread64 access pipe pipe2 select dup dup2 dup3 getpid clone clone3 fork vfork execve exit
+		wait4 kill uname fcntl getcwd chdir fchdir getuid getgid geteuid getegid getppid getpgrp setsid setuid setgid setgroups
+		capget capset prctl arch_prctl set_tid_address exit_group epoll_wait epoll_ctl epoll_create1 tgkill futex sched_yield
+		getdents64 readlink readlinkat faccessat faccessat2 set_robust_list rseq prlimit64 getrandom poll ppoll stat lstat
+		nanosleep clock_nanosleep sigaltstack gettid setpgid getpgid keyctl mkdirat unlinkat umask sched_getaffinity write writev
+		close_range fchown fchmod fchmodat fchownat statfs fstatfs mount umount2 pivot_root sethostname`) {
+		allow = append(allow, name)
+	}
+	b.Spec.Linux.Seccomp = &specs.LinuxSeccomp{
+		DefaultAction: specs.ActErrno,
+		Syscalls:      []specs.LinuxSyscall{{Names: allow, Action: specs.ActAllow}},
+	}
+	major, minor := int64(8), int64(666)
+	b.Spec.Linux.Devices = append(b.Spec.Linux.Devices, specs.LinuxDevice{Path: "/dev/fifo", Type: "p", Major: major, Minor: minor})
+	b.Spec.Mounts = append(b.Spec.Mounts, specs.Mount{Destination: "/bound", Type: "bind", Source: b.Dir, Options: []string{"rbind", "ro", "mode=755", "size=1k"}})
+	b.write(t)
+	t.Cleanup(func() { moor(t, "delete", "--force", b.ID) })
+	if out := mustMoor(t, "run", "--bundle", b.Dir, b.ID); out != "ran\n" {
+		t.Fatalf("run: %q", out)
+	}
+}
