@@ -106,9 +106,9 @@ func setupAndRun(m *testing.M) (int, error) {
 }
 
 // buildMoor uses $MOOR_BIN when set, else builds the binary as make does.
-// Either way the lean anchor, moor-anchor, sits beside it, where moor vm
-// spec looks for it: it is built there when missing. It must not live in
-// the same tree as the state root.
+// Either way the lean anchor, moor-anchor, and the guest init, moor-guest,
+// sit beside it, where moor vm spec looks for them: each is built there
+// when missing. It must not live in the same tree as the state root.
 func buildMoor(binDir string) (string, error) {
 	moor := filepath.Join(binDir, "moor")
 	if p := os.Getenv("MOOR_BIN"); p != "" {
@@ -122,11 +122,16 @@ func buildMoor(binDir string) (string, error) {
 	} else if err := goBuild(moor, "../cmd/moor", false, "-tags", "seccomp netgo osusergo", "-ldflags", "-extldflags -static"); err != nil {
 		return "", err
 	}
-	anchor := filepath.Join(filepath.Dir(moor), anchorBinary)
-	if _, err := os.Stat(anchor); err == nil {
-		return moor, nil
+	for bin, pkg := range map[string]string{anchorBinary: "../cmd/moor-anchor", "moor-guest": "../cmd/moor-guest"} {
+		p := filepath.Join(filepath.Dir(moor), bin)
+		if _, err := os.Stat(p); err == nil {
+			continue
+		}
+		if err := goBuild(p, pkg, true, "-trimpath", "-ldflags", "-s -w"); err != nil {
+			return "", err
+		}
 	}
-	return moor, goBuild(anchor, "../cmd/moor-anchor", true, "-trimpath", "-ldflags", "-s -w")
+	return moor, nil
 }
 
 // anchorBinary is the lean anchor's file name beside moor.
@@ -196,7 +201,8 @@ func checkNothingLeft(dir string) error {
 		return err
 	}
 	for _, h := range hier {
-		parents, _ := filepath.Glob(filepath.Join(h, cgroupRunParent+"*"))
+		parents, _ := filepath.Glob(filepath.Join(h, cgroupRunParent+"-*")) // this run's other parents
+		parents = append(parents, filepath.Join(h, cgroupRunParent))
 		for _, p := range parents {
 			kids, _ := os.ReadDir(p)
 			for _, k := range kids {

@@ -422,6 +422,10 @@ func TestSuperviseAdoption(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitRunning(t, "steady", st.PID)
+	// The new shell traps TERM once it runs its script: wait for its
+	// loop's first sleep, a child of it, so the stop finds the trap set.
+	restarted, _ := sysState(t, "steady")
+	waitFor(t, 10*time.Second, "the restarted service to set its trap", func() bool { return len(children(restarted.PID)) > 0 })
 	if code := second.stop(t, unix.SIGTERM); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
