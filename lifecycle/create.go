@@ -28,8 +28,10 @@ type CreateOptions struct {
 	// ExtraFiles are passed to the task's process as fds 3, 4, ...
 	ExtraFiles []*os.File
 	// Restarts is how many times the task was made again before this
-	// one: the count a supervisor's restart policy keeps.
-	Restarts int
+	// one, and Failures how many of those followed quick failures in a
+	// row: what a supervisor's restart policy and backoff keep, in the
+	// record, so that a supervisor that adopts the task goes on from them.
+	Restarts, Failures int
 }
 
 // checkCreate validates a create before anything is made, and returns the
@@ -100,6 +102,7 @@ func (s *Tasks) Create(ctx context.Context, o CreateOptions) (*Record, error) {
 		CgroupPath:    spec.Linux.CgroupsPath,
 		CgroupParents: cgroup.MissingAncestors(s.hierarchies(), spec.Linux.CgroupsPath),
 		Restarts:      o.Restarts,
+		Failures:      o.Failures,
 	}
 	if !path.IsAbs(rec.CgroupPath) && !s.opts.SystemdCgroup {
 		leaves, err := cgroup.LeafDirs(rec.CgroupPath)

@@ -28,6 +28,7 @@ type State struct {
 	CgroupPath  string            `json:"cgroupPath,omitempty"`
 	Exit        *Exit             `json:"exit,omitempty"`
 	Restarts    int               `json:"restarts,omitempty"`
+	Failures    int               `json:"failures,omitempty"`
 	// VM is the guest's run state, for a hypervisor task.
 	VM *devicemodel.RunState `json:"vm,omitempty"`
 }
@@ -69,6 +70,7 @@ func (s *Tasks) stateOf(rec *Record) *State {
 		CgroupPath:  rec.CgroupPath,
 		Exit:        rec.Exit,
 		Restarts:    rec.Restarts,
+		Failures:    rec.Failures,
 	}
 	if st.Status != Stopped {
 		st.PID = rec.Anchor.PID

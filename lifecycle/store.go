@@ -126,6 +126,7 @@ type Record struct {
 	Hooks    *specs.Hooks `json:"hooks,omitempty"`
 	Exit     *Exit        `json:"exit,omitempty"`
 	Restarts int          `json:"restarts,omitempty"`
+	Failures int          `json:"failures,omitempty"` // quick failures in a row, for a restart backoff
 }
 
 // Store keeps task state under Root:

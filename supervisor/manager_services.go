@@ -32,7 +32,7 @@ func (m *Manager) adopt(tree *Tree) {
 		u := units[id]
 		if u != nil && st.Status == lifecycle.Running && m.sameSpec(id, u) {
 			if err := m.sup.Adopt(id); err == nil {
-				m.services[id] = &service{unit: u, restarts: st.Restarts, started: time.Now()}
+				m.services[id] = &service{unit: u, restarts: st.Restarts, failures: st.Failures, started: time.Now()}
 				m.order = append(m.order, id)
 				m.log.Info("adopted running service", "id", id, "pid", st.PID)
 				continue
@@ -57,7 +57,7 @@ func (m *Manager) sameSpec(id string, u *Unit) bool {
 // signal came in the middle.
 func (m *Manager) runOnboot(ctx context.Context, units []*Unit, sigs <-chan os.Signal) bool {
 	for _, u := range units {
-		if !m.createAndStart(ctx, u, 0) {
+		if !m.createAndStart(ctx, u, 0, 0) {
 			continue
 		}
 		done := make(chan *lifecycle.Exit, 1)
@@ -80,7 +80,7 @@ func (m *Manager) runOnboot(ctx context.Context, units []*Unit, sigs <-chan os.S
 }
 
 // createAndStart makes one task of a unit, its output going to its log.
-func (m *Manager) createAndStart(ctx context.Context, u *Unit, restarts int) bool {
+func (m *Manager) createAndStart(ctx context.Context, u *Unit, restarts, failures int) bool {
 	logf, err := m.opts.Logs.Open(u.ID)
 	if err != nil {
 		m.log.Error("start task", "id", u.ID, "err", err)
@@ -88,7 +88,8 @@ func (m *Manager) createAndStart(ctx context.Context, u *Unit, restarts int) boo
 	}
 	defer logf.Close() // the task has its own descriptor now
 	_, err = m.sup.Create(ctx, lifecycle.CreateOptions{
-		ID: u.ID, Bundle: u.Dir, Spec: u.Spec, IO: lifecycle.IO{Stdout: logf, Stderr: logf}, Restarts: restarts,
+		ID: u.ID, Bundle: u.Dir, Spec: u.Spec, IO: lifecycle.IO{Stdout: logf, Stderr: logf},
+		Restarts: restarts, Failures: failures,
 	})
 	if err != nil {
 		m.log.Error("create task", "id", u.ID, "err", err)
@@ -111,7 +112,7 @@ func (m *Manager) startService(ctx context.Context, u *Unit, restarts int) {
 		m.order = append(m.order, u.ID)
 	}
 	m.services[u.ID] = svc
-	if m.createAndStart(ctx, u, restarts) {
+	if m.createAndStart(ctx, u, restarts, svc.failures) {
 		m.log.Info("service started", "id", u.ID, "restarts", restarts)
 	}
 }

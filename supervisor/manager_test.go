@@ -108,7 +108,7 @@ func TestAdopt(t *testing.T) {
 	changed.Process.Args = []string{"sh", "-c", "exec sleep 99"}
 	left := map[string]int{} // anchors of the earlier supervisor's tasks
 	for _, o := range []lifecycle.CreateOptions{
-		{ID: "kept", Bundle: tree.Services[0].Dir, Spec: tree.Services[0].Spec, Restarts: 3},
+		{ID: "kept", Bundle: tree.Services[0].Dir, Spec: tree.Services[0].Spec, Restarts: 3, Failures: 2},
 		{ID: "changed", Bundle: tree.Services[1].Dir, Spec: &changed, Restarts: 1},
 		{ID: "stale", Bundle: tree.Services[1].Dir, Spec: tree.Services[1].Spec},
 	} {
@@ -138,8 +138,10 @@ func TestAdopt(t *testing.T) {
 	if err := unix.Kill(kept.PID, unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if st := r.running(t, "kept", kept.PID); st.Restarts != 4 {
-		t.Fatalf("kept after its end: restarts %d, want 4", st.Restarts)
+	// Its backoff goes on too: two quick failures were recorded, this is
+	// the third.
+	if st := r.running(t, "kept", kept.PID); st.Restarts != 4 || st.Failures != 3 {
+		t.Fatalf("kept after its end: restarts %d failures %d, want 4 and 3", st.Restarts, st.Failures)
 	}
 
 	// The status dump tells the same.
