@@ -15,10 +15,12 @@ all: build
 
 # A static moor with seccomp support, and the hypervisor anchor as a small
 # static binary of its own (no cgo): both run inside loader roots that have
-# no libc.
+# no libc. moor-guest, static too, is the guest init of container apps
+# inside VMs.
 build:
 	$(GO) build -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o bin/moor ./cmd/moor
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/moor-anchor ./cmd/moor-anchor
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/moor-guest ./cmd/moor-guest
 
 deps:
 	scripts/deps.sh

@@ -134,3 +134,29 @@ func TestBadPaths(t *testing.T) {
 		t.Errorf("Symlink without a target = %v, want ErrBadPath", err)
 	}
 }
+
+func TestBzImageRelease(t *testing.T) {
+	img := make([]byte, 0x400)
+	copy(img[0x202:], "HdrS")
+	img[0x20e] = 0x00
+	img[0x20f] = 0x01 // the version at 0x300
+	copy(img[0x300:], "6.1.0-57-amd64 (debian-kernel@lists.debian.org) #1 SMP\x00")
+	rel, err := BzImageRelease(bytes.NewReader(img))
+	if err != nil || rel != "6.1.0-57-amd64" {
+		t.Fatalf("BzImageRelease = %q, %v", rel, err)
+	}
+	if _, err := BzImageRelease(bytes.NewReader(make([]byte, 0x400))); !errors.Is(err, ErrNoRelease) {
+		t.Errorf("no magic: %v, want ErrNoRelease", err)
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "vmlinuz-6.1.0-57-arm64")
+	if err := os.WriteFile(p, []byte("not a bzImage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if rel, err := KernelRelease(p); err != nil || rel != "6.1.0-57-arm64" {
+		t.Errorf("KernelRelease by name = %q, %v", rel, err)
+	}
+	if _, err := KernelRelease(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing kernel: %v", err)
+	}
+}

@@ -40,6 +40,8 @@ type event struct {
 	gone bool
 	// clean means it went as asked: qemu exited 0, or the domain vanished.
 	clean bool
+	// msg is a message of a container app's guest init.
+	msg *devicemodel.Message
 }
 
 // backend is one device model, qemu or xl.
@@ -63,15 +65,19 @@ const cmdTimeout = 5 * time.Second
 const killAfter = 5 * time.Second
 
 // Run is the anchor: it runs the VM until it ends and says how it ended.
-func Run(ctx context.Context, o Options) (devicemodel.End, error) {
+func Run(ctx context.Context, o Options) (devicemodel.Outcome, error) {
+	out := devicemodel.Outcome{App: o.VM != nil && o.VM.App}
 	if err := o.defaults(); err != nil {
-		return "", err
+		return out, err
 	}
 	if err := reaper.BecomeSubreaper(); err != nil {
-		return "", err
+		return out, err
 	}
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGUSR1, unix.SIGUSR2)
+	if o.VM.App {
+		signal.Notify(sigs, appSignals...)
+	}
 	defer signal.Stop(sigs)
 	rp := reaper.NewReaper()
 	defer rp.Close()
@@ -79,14 +85,20 @@ func Run(ctx context.Context, o Options) (devicemodel.End, error) {
 
 	events := make(chan event, 16)
 	var b backend
+	var app *appChannel
 	if o.VM.IsQemu() {
-		b = newQemu(o, rp, events)
+		q := newQemu(o, rp, events)
+		if o.VM.App {
+			app = &appChannel{log: o.Logger, events: events}
+			q.app = app
+		}
+		b = q
 	} else {
 		b = newXL(o, rp, events)
 	}
-	l := &loop{o: o, b: b, state: devicemodel.RunState{State: devicemodel.GuestStarting, Hypervisor: o.VM.Hypervisor}}
+	l := &loop{o: o, b: b, app: app, state: devicemodel.RunState{State: devicemodel.GuestStarting, Hypervisor: o.VM.Hypervisor}}
 	if err := removeStale(filepath.Join(o.Dir, devicemodel.RunStateFile)); err != nil {
-		return "", err
+		return out, err
 	}
 	l.publish()
 	startCtx, cancel := context.WithTimeout(ctx, o.StartTimeout)
@@ -100,12 +112,18 @@ func Run(ctx context.Context, o Options) (devicemodel.End, error) {
 			reason = ev.reason + ": " + reason
 		}
 		l.end(devicemodel.EndCrashed, reason)
-		return devicemodel.EndCrashed, fmt.Errorf("start device model: %w", err)
+		out.End = devicemodel.EndCrashed
+		return out, fmt.Errorf("start device model: %w", err)
 	}
 	l.state.DeviceModelPID = b.pid()
 	o.Logger.Info("guest started", "name", o.VM.Name, "hypervisor", o.VM.Hypervisor,
 		"pid", b.pid(), "anchorRssKiB", selfRSSKiB())
-	return l.run(ctx, sigs, events), nil
+	out.End = l.run(ctx, sigs, events)
+	if app != nil {
+		app.drain()
+	}
+	out.AppExit = l.state.AppExit
+	return out, nil
 }
 
 // gone waits briefly for the device model's exit after a failed start, for
@@ -152,6 +170,11 @@ type loop struct {
 	stopping bool // a powerdown was asked for
 	ending   devicemodel.End
 	reason   string
+
+	// app is a container app's channel, nil for other VMs; appError is
+	// what its guest init reported failing.
+	app      *appChannel
+	appError string
 }
 
 func (l *loop) publish() {
@@ -191,6 +214,10 @@ func (l *loop) run(ctx context.Context, sigs <-chan os.Signal, events <-chan eve
 		case sig := <-sigs:
 			grace = l.signal(ctx, sig.(unix.Signal), grace)
 		case ev := <-events:
+			if ev.msg != nil {
+				l.onMessage(*ev.msg)
+				continue
+			}
 			if ev.gone {
 				e, reason := l.verdict(ev)
 				l.end(e, reason)
@@ -238,6 +265,17 @@ func (l *loop) verdict(ev event) (devicemodel.End, string) {
 	return devicemodel.EndCrashed, ev.reason
 }
 
+// appSignals are the signals an app VM's anchor passes on to the app
+// beside SIGTERM and SIGINT.
+var appSignals = []os.Signal{unix.SIGHUP, unix.SIGQUIT}
+
+// toApp passes a signal on to a container app through its guest init.
+func (l *loop) toApp(sig unix.Signal) {
+	if err := l.app.send(devicemodel.Message{Kind: devicemodel.MsgSignal, Signal: int(sig)}); err != nil {
+		l.o.Logger.Warn("signal app", "err", err)
+	}
+}
+
 func (l *loop) hardStop(ctx context.Context) <-chan time.Time {
 	cctx, cancel := context.WithTimeout(ctx, cmdTimeout)
 	defer cancel()
@@ -252,11 +290,15 @@ func (l *loop) signal(ctx context.Context, sig unix.Signal, grace <-chan time.Ti
 	defer cancel()
 	l.o.Logger.Info("signal", "signal", unix.SignalName(sig))
 	switch sig {
+	case unix.SIGHUP, unix.SIGQUIT: // only an app VM's anchor listens
+		l.toApp(sig)
 	case unix.SIGTERM, unix.SIGINT:
 		if l.ending != "" {
 			return grace
 		}
-		if err := l.b.powerdown(cctx); err != nil {
+		if l.app != nil {
+			l.toApp(sig)
+		} else if err := l.b.powerdown(cctx); err != nil {
 			l.o.Logger.Warn("powerdown", "err", err)
 		}
 		if !l.stopping {

@@ -27,6 +27,8 @@ type qemuBackend struct {
 	proc   *os.Process
 	mon    *qemu.Monitor
 	exited chan struct{}
+
+	app *appChannel // a container app's ports, nil for other VMs
 }
 
 func newQemu(o Options, r *reaper.Reaper, events chan<- event) *qemuBackend {
@@ -47,6 +49,11 @@ func (q *qemuBackend) pid() int {
 func (q *qemuBackend) start(ctx context.Context) error {
 	if err := removeStale(q.paths.Stale()...); err != nil {
 		return err
+	}
+	if q.app != nil {
+		if err := q.app.listen(q.paths); err != nil {
+			return err
+		}
 	}
 	if err := os.WriteFile(q.paths.Config, qemu.ReadConfig(q.o.VM, q.paths), 0o644); err != nil {
 		return fmt.Errorf("write qemu config: %w", err)
@@ -95,6 +102,11 @@ func (q *qemuBackend) start(ctx context.Context) error {
 	q.mu.Lock()
 	q.mon = mon
 	q.mu.Unlock()
+	if q.app != nil { // qemu connected them as it started, before its monitor was up
+		if err := q.app.accept(ctx, os.Stdout, os.Stderr); err != nil {
+			return err
+		}
+	}
 	if err := attachTaps(q.o.VM); err != nil {
 		return err
 	}

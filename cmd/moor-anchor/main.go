@@ -13,13 +13,12 @@ import (
 	"os"
 
 	"github.com/lf-edge/moor/anchor/vmm"
-	"github.com/lf-edge/moor/devicemodel"
 )
 
 func main() {
-	end, err := vmm.Main(context.Background(), "moor-anchor", os.Args[1:], os.Stderr, false)
+	out, err := vmm.Main(context.Background(), "moor-anchor", os.Args[1:], os.Stderr, false)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
 	}
-	os.Exit(devicemodel.ExitCode(end))
+	os.Exit(out.ExitCode())
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/urfave/cli"
 
 	"github.com/lf-edge/moor/anchor/vmm"
-	"github.com/lf-edge/moor/devicemodel"
 )
 
 // anchorCommand is moor's own anchor, the fallback of the lean moor-anchor:
@@ -22,11 +21,11 @@ var anchorCommand = cli.Command{
 	Description:     vmm.Usage,
 	SkipFlagParsing: true,
 	Action: func(ctx *cli.Context) error {
-		end, err := vmm.Main(context.Background(), "moor anchor", ctx.Args(), os.Stderr, ctx.GlobalBool("debug"))
+		out, err := vmm.Main(context.Background(), "moor anchor", ctx.Args(), os.Stderr, ctx.GlobalBool("debug"))
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		if code := devicemodel.ExitCode(end); code != 0 {
+		if code := out.ExitCode(); code != 0 {
 			return exitCode(code)
 		}
 		return nil

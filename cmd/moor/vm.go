@@ -34,7 +34,15 @@ task's run directory is <bundle>/vm (vm.json, the device model's config,
 sockets, console.log, runstate.json). For a VM with firmwareVars it also holds
 OVMF_VARS.fd, the VM's own copy of that template: made once, when it is not
 there yet, and kept across restarts. Then create, start, kill and delete drive
-it as any task.`,
+it as any task.
+
+With --app APPBUNDLE the guest runs that container app: moor builds an
+initramfs (in <bundle>/vm, named by its content) whose /init is moor's guest
+init (moor-guest, beside moor or named by --guest-init) with the kernel modules
+it needs from --kernel-modules (default: /lib/modules/<the kernel's release>);
+the app's root and bind volumes are shared over virtio-9p; the task exits with
+the app's status, and SIGTERM reaches the app. A VM of mode nohyper runs the
+app as a plain container task instead.`,
 	Flags: []cli.Flag{
 		cli.StringFlag{Name: "vm", Usage: "the VM description (JSON)"},
 		cli.StringFlag{Name: "loader", Usage: "a loader bundle whose root holds the device model"},
@@ -45,6 +53,9 @@ it as any task.`,
 		cli.StringFlag{Name: "xl", Usage: "xl's path on the host, to destroy a Xen domain at delete"},
 		cli.StringFlag{Name: "cgroups-path", Usage: "the task's cgroup (default: the namespace's)"},
 		cli.StringFlag{Name: "anchor", Usage: "the lean anchor binary (default: " + bundle.AnchorBinary + " beside moor, if there; else moor itself)"},
+		cli.StringFlag{Name: "app", Usage: "a container app's OCI bundle to run inside the VM (mode nohyper: as a container task)"},
+		cli.StringFlag{Name: "guest-init", Usage: "the guest init binary of --app (default: " + bundle.GuestInitBinary + " beside moor)"},
+		cli.StringFlag{Name: "kernel-modules", Usage: "the guest kernel's module directory for --app, or " + bundle.NoModules + " (default: /lib/modules/<the kernel's release>)"},
 	},
 	Action: func(ctx *cli.Context) error {
 		if ctx.NArg() != 0 {
@@ -63,6 +74,9 @@ func writeVMBundle(ctx *cli.Context) error {
 	}
 	if (ctx.String("loader") == "") == !ctx.Bool("host-root") {
 		return errors.New("want exactly one of --loader and --host-root")
+	}
+	if ctx.String("app") == "" && (ctx.String("guest-init") != "" || ctx.String("kernel-modules") != "") {
+		return errors.New("--guest-init and --kernel-modules go with --app")
 	}
 	f, err := os.Open(ctx.String("vm"))
 	if err != nil {
@@ -83,7 +97,8 @@ func writeVMBundle(ctx *cli.Context) error {
 	return bundle.Write(vm, bundle.Options{
 		Dir: ctx.String("bundle"), Moor: self, Anchor: ctx.String("anchor"), Loader: ctx.String("loader"),
 		Grace: ctx.Duration("grace"), DeviceModel: ctx.String("device-model"), XL: ctx.String("xl"),
-		CgroupsPath: ctx.String("cgroups-path"),
+		CgroupsPath: ctx.String("cgroups-path"), App: ctx.String("app"),
+		GuestInit: ctx.String("guest-init"), Modules: ctx.String("kernel-modules"),
 	})
 }
 

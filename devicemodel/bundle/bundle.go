@@ -51,11 +51,25 @@ type Options struct {
 	XL string
 	// CgroupsPath is the task's cgroup; empty leaves the default.
 	CgroupsPath string
+	// App is a container app's bundle to run inside the VM (or, for a
+	// VM of mode nohyper, as a plain container task).
+	App string
+	// GuestInit is the guest init binary named by the caller, which must
+	// exist; empty takes GuestInitBinary beside Moor.
+	GuestInit string
+	// Modules is the guest kernel's module directory, or NoModules;
+	// empty takes /lib/modules/<the kernel's release>.
+	Modules string
 }
 
 // Write writes the bundle of a hypervisor task for vm: Dir/config.json,
-// which must not exist yet, and the run directory Dir/vm.
+// which must not exist yet, and the run directory Dir/vm. With an App
+// the guest runs that container app; a VM of mode nohyper runs it as a
+// plain container task instead (WriteContainer).
 func Write(vm *devicemodel.VM, o Options) error {
+	if o.App != "" && vm.Mode == devicemodel.ModeNoHyper {
+		return WriteContainer(vm, o)
+	}
 	bundle, err := filepath.Abs(o.Dir)
 	if err != nil {
 		return err
@@ -79,6 +93,11 @@ func Write(vm *devicemodel.VM, o Options) error {
 	}
 	if vm.Hypervisor == devicemodel.Xen && to.XL == "" {
 		to.XL = findXL(to.Loader)
+	}
+	if o.App != "" {
+		if to.App, err = prepareApp(vm, o, to.RunDir); err != nil {
+			return err
+		}
 	}
 	spec, inTask, err := taskspec.Build(vm, to)
 	if err != nil {
@@ -135,8 +154,19 @@ func copyOnce(src, dst string) error {
 // must exist, else AnchorBinary beside moor; empty when there is none, so
 // that moor itself is the anchor.
 func FindAnchor(named, moor string) (string, error) {
+	p, err := findBeside(named, moor, AnchorBinary)
+	if err != nil {
+		return "", fmt.Errorf("find anchor: %w", err)
+	}
+	return p, nil
+}
+
+// findBeside is the absolute path of a helper binary: the one named,
+// which must exist, else the file base beside moor; empty when there is
+// none.
+func findBeside(named, moor, base string) (string, error) {
 	if named == "" {
-		beside := filepath.Join(filepath.Dir(moor), AnchorBinary)
+		beside := filepath.Join(filepath.Dir(moor), base)
 		if fi, err := os.Stat(beside); err != nil || !fi.Mode().IsRegular() {
 			return "", nil
 		}
@@ -147,10 +177,10 @@ func FindAnchor(named, moor string) (string, error) {
 		p, err = filepath.EvalSymlinks(p)
 	}
 	if err != nil {
-		return "", fmt.Errorf("find anchor: %w", err)
+		return "", err
 	}
 	if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("find anchor: %s is not a file", p)
+		return "", fmt.Errorf("%s is not a file", p)
 	}
 	return p, nil
 }

@@ -65,6 +65,11 @@ func Argv(vm *devicemodel.VM, binary string, p Paths) []string {
 	if vm.Arch != devicemodel.ARM64 {
 		args = append(args, "-machine", "hpet=off")
 	}
+	if vm.App {
+		// A guest whose init died must end, not boot again: its app
+		// has no one to run it.
+		args = append(args, "-no-reboot")
+	}
 	args = append(args, "-cpu", cpuModel(vm), "-name", vm.Name)
 	if vm.UUID != "" {
 		args = append(args, "-uuid", vm.UUID)

@@ -47,6 +47,9 @@ type Options struct {
 	// CgroupsPath is the task's cgroup; empty leaves the supervisor's
 	// default.
 	CgroupsPath string
+	// App makes the guest run a container app (PlanApp) from the
+	// initramfs App.Initramfs, which must be in RunDir.
+	App *App
 }
 
 // Build builds the OCI spec of a hypervisor task and the VM description
@@ -83,6 +86,19 @@ func Build(vm *devicemodel.VM, o Options) (*specs.Spec, *devicemodel.VM, error) 
 		inTask.Disks[i] = d
 		mounts, inTask.Disks[i].Path = bindFile(mounts, d.Path, taskDiskDir+"/"+strconv.Itoa(i), d.ReadOnly)
 	}
+	shares := vm.Shares
+	if o.App != nil {
+		if err := appVM(&inTask, vm, o); err != nil {
+			return nil, nil, fmt.Errorf("build task spec: %w", err)
+		}
+		shares = append(append([]devicemodel.Share{}, shares...), o.App.VMShares()...)
+	}
+	mounts, inTask.Shares = shareMounts(mounts, shares)
+	if len(inTask.Shares) > 0 {
+		if err := inTask.Validate(); err != nil { // tags the app's shares may repeat
+			return nil, nil, fmt.Errorf("build task spec: %w", err)
+		}
+	}
 	if len(vm.NICs) == 0 {
 		inTask.NICs = nil
 	}
@@ -108,6 +124,24 @@ func Build(vm *devicemodel.VM, o Options) (*specs.Spec, *devicemodel.VM, error) 
 	return s, &inTask, nil
 }
 
+// appVM makes the in-task VM boot the app's initramfs with moor's kernel
+// command line, and flags it as an app VM.
+func appVM(inTask, vm *devicemodel.VM, o Options) error {
+	if vm.Initrd != "" {
+		return fmt.Errorf("%w: initrd: a container app boots the initramfs moor builds", devicemodel.ErrInvalidVM)
+	}
+	if vm.Kernel == "" {
+		return fmt.Errorf("%w: kernel: a container app boots a kernel: name it", devicemodel.ErrInvalidVM)
+	}
+	if filepath.Dir(o.App.Initramfs) != filepath.Clean(o.RunDir) {
+		return fmt.Errorf("the initramfs %s is not in the run directory %s", o.App.Initramfs, o.RunDir)
+	}
+	inTask.App = true
+	inTask.Initrd = path.Join(devicemodel.TaskRunDir, filepath.Base(o.App.Initramfs))
+	inTask.Cmdline = appCmdline(vm)
+	return nil
+}
+
 // loaderBase keeps of the loader's spec what the task needs: its root,
 // its devices and annotations; the rest is the task's own.
 func loaderBase(l *specs.Spec) *specs.Spec {
@@ -126,7 +160,9 @@ func loaderBase(l *specs.Spec) *specs.Spec {
 	return s
 }
 
-func isBind(m specs.Mount) bool {
+// IsBind reports whether a mount of a spec is a bind mount (its type, or
+// a bind or rbind option).
+func IsBind(m specs.Mount) bool {
 	if m.Type == "bind" {
 		return true
 	}
@@ -143,7 +179,7 @@ func isBind(m specs.Mount) bool {
 func loaderBinds(l *specs.Spec) []specs.Mount {
 	var out []specs.Mount
 	for _, m := range l.Mounts {
-		if isBind(m) {
+		if IsBind(m) {
 			out = append(out, m)
 		}
 	}

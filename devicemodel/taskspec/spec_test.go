@@ -97,3 +97,75 @@ func TestBuildFirmwareVars(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildAppGolden: a container app's task, from an app spec like moor
+// spec --seed writes, with a relative root, a writable and a read-only
+// volume.
+func TestBuildAppGolden(t *testing.T) {
+	umask := uint32(0o022)
+	app := &specs.Spec{
+		Root:     &specs.Root{Path: "rootfs", Readonly: true},
+		Hostname: "app1",
+		Process: &specs.Process{
+			Args: []string{"/bin/sh", "-c", "echo hi"}, Env: []string{"PATH=/bin"}, Cwd: "/work",
+			User:    specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{10}, Umask: &umask},
+			Rlimits: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1024, Soft: 512}},
+		},
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc", Source: "proc"},
+			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "mode=755"}},
+			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "newinstance"}},
+			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "ro"}},
+			{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "ro", "memory"}},
+			{Destination: "/data", Type: "bind", Source: "/persist/app-data", Options: []string{"rbind", "rw", "nosuid", "nodev"}},
+			{Destination: "/etc/app", Source: "conf", Options: []string{"rbind", "ro"}},
+		},
+	}
+	a, err := PlanApp(app, "/apps/app1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Initramfs = "/bundle/vm/initramfs-0123456789abcdef.cpio.gz"
+	vm, err := devicemodel.Parse(strings.NewReader(`{"name":"app1","hypervisor":"tcg","memoryMiB":128,"kernel":"/boot/vmlinuz"}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, inTask, err := Build(vm, Options{Moor: "/usr/bin/moor", Anchor: "/usr/bin/moor-anchor", RunDir: "/bundle/vm", App: a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.MarshalIndent(struct {
+		Spec  *specs.Spec     `json:"spec"`
+		VM    *devicemodel.VM `json:"vm"`
+		Guest any             `json:"guest"`
+	}{s, inTask, a.Guest}, "", "  ")
+	golden.Check(t, "spec-app.json", append(b, '\n'), *update)
+}
+
+func TestPlanAppRejects(t *testing.T) {
+	base := func() *specs.Spec {
+		return &specs.Spec{Root: &specs.Root{Path: "/r"}, Process: &specs.Process{Args: []string{"/bin/true"}}}
+	}
+	for name, mutate := range map[string]func(*specs.Spec){
+		"no root":      func(s *specs.Spec) { s.Root = nil },
+		"no args":      func(s *specs.Spec) { s.Process.Args = nil },
+		"rootWritable": func(s *specs.Spec) { s.Annotations = map[string]string{"moor.root.writable": "true"} },
+		"overlay":      func(s *specs.Spec) { s.Mounts = []specs.Mount{{Destination: "/x", Type: "overlay", Source: "overlay"}} },
+		"relative":     func(s *specs.Spec) { s.Mounts = []specs.Mount{{Destination: "x", Type: "bind", Source: "/x"}} },
+	} {
+		s := base()
+		mutate(s)
+		if _, err := PlanApp(s, "/b"); err == nil {
+			t.Errorf("%s: PlanApp accepted it", name)
+		}
+	}
+	vm := &devicemodel.VM{Name: "a", Mode: devicemodel.ModeHVM, Hypervisor: devicemodel.TCG, Arch: devicemodel.HostArch(), MemoryMiB: 64, VCPUs: 1, Kernel: "/k", Initrd: "/i"}
+	a, err := PlanApp(base(), "/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Initramfs = "/b/vm/initramfs.gz"
+	if _, _, err := Build(vm, Options{Moor: "/moor", RunDir: "/b/vm", App: a}); !errors.Is(err, devicemodel.ErrInvalidVM) || !strings.Contains(err.Error(), "initrd") {
+		t.Errorf("an app VM with an initrd: %v, want an error naming initrd", err)
+	}
+}

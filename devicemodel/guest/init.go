@@ -1,0 +1,197 @@
+package guest
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lf-edge/moor/devicemodel"
+	"github.com/lf-edge/moor/reaper"
+)
+
+// portTimeout bounds the wait for the app's ports once the modules are
+// loaded (under TCG the devices take a while to probe).
+const portTimeout = 30 * time.Second
+
+// drainTimeout bounds the wait for the processes left after the app to
+// die once killed.
+const drainTimeout = 5 * time.Second
+
+// Run is the guest init. It never returns: it powers the guest off.
+func Run() {
+	if os.Getpid() != 1 {
+		logf("not PID 1 of a guest: refusing to run")
+		os.Exit(ExitSetup)
+	}
+	rp := reaper.NewReaper() // the guest's one reaper, from the start
+	rp.OnOrphan(func(reaper.Reaped) {})
+	c, out, errOut, err := boot()
+	if err != nil {
+		logf("%v", err)
+		if c == nil {
+			powerOff()
+		}
+		c.send(devicemodel.Message{Kind: devicemodel.MsgError, Text: err.Error()})
+		c.report(devicemodel.Message{Kind: devicemodel.MsgExit, Code: ExitSetup})
+		powerOff()
+	}
+	exit := runApp(rp, c, out, errOut)
+	killAll()
+	unix.Sync()
+	logf("app ended: %s", exit.String())
+	c.report(exit)
+	powerOff()
+}
+
+// boot sets the guest up for the app: the early mounts, the modules, the
+// ports, the app's root and mounts, the host name. The control port is
+// returned as soon as it is open, even with an error after it.
+func boot() (*control, *os.File, *os.File, error) {
+	if err := earlyMounts(); err != nil {
+		return nil, nil, nil, err
+	}
+	cfg, err := ReadConfig(ConfigFile)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := loadModules(cfg.Modules); err != nil {
+		return nil, nil, nil, err
+	}
+	ports := make([]*os.File, 3)
+	for i, name := range []string{devicemodel.PortControl, devicemodel.PortStdout, devicemodel.PortStderr} {
+		if ports[i], err = findPort(name, portTimeout); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	c := newControl(ports[0])
+	if err := mountApp(cfg); err != nil {
+		return c, nil, nil, err
+	}
+	if cfg.Hostname != "" {
+		if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
+			return c, nil, nil, fmt.Errorf("set hostname: %w", err)
+		}
+	}
+	return c, ports[1], ports[2], nil
+}
+
+// mountApp mounts the app's root and its mounts below AppRoot. A kernel
+// file system that will not mount is logged and left out; a share that
+// will not is an error.
+func mountApp(cfg *Config) error {
+	if err := mount("/", Mount{Destination: AppRoot, Type: MountType9p, Source: cfg.Root.Source, Options: cfg.Root.Options}); err != nil {
+		return err
+	}
+	for _, m := range cfg.Mounts {
+		if err := mount(AppRoot, m); err != nil {
+			if errors.Is(err, errMount) {
+				return err
+			}
+			logf("left out: %v", err)
+		}
+	}
+	return nil
+}
+
+// runApp starts the app through the exec stage, forwards the anchor's
+// signals to it and says how it ended. A signal before the start ends it
+// before it starts.
+func runApp(rp *reaper.Reaper, c *control, out, errOut *os.File) devicemodel.Message {
+	select {
+	case sig := <-c.signals:
+		logf("signal %d before the app started: not starting it", sig)
+		return devicemodel.Message{Kind: devicemodel.MsgExit, Signal: sig}
+	default:
+	}
+	null, err := os.Open("/dev/null")
+	if err != nil {
+		return setupFailed(c, fmt.Errorf("open /dev/null: %w", err))
+	}
+	defer null.Close()
+	cmd := &exec.Cmd{
+		Path: "/proc/self/exe", Args: []string{ExecStage}, Env: []string{},
+		Stdin: null, Stdout: out, Stderr: errOut,
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	done := make(chan reaper.Reaped, 1)
+	if err := rp.Start(cmd, func(r reaper.Reaped) { done <- r }); err != nil {
+		return setupFailed(c, fmt.Errorf("start app: %w", err))
+	}
+	pid := cmd.Process.Pid
+	c.send(devicemodel.Message{Kind: devicemodel.MsgStarted, PID: pid})
+	for {
+		select {
+		case sig := <-c.signals:
+			if err := unix.Kill(pid, unix.Signal(sig)); err != nil {
+				logf("signal %d to the app: %v", sig, err)
+			}
+		case r := <-done:
+			if r.Status.Signaled() {
+				return devicemodel.Message{Kind: devicemodel.MsgExit, Signal: int(r.Status.Signal())}
+			}
+			return devicemodel.Message{Kind: devicemodel.MsgExit, Code: r.Status.ExitStatus()}
+		}
+	}
+}
+
+// setupFailed reports the guest init's own failure before the app ran.
+func setupFailed(c *control, err error) devicemodel.Message {
+	logf("%v", err)
+	c.send(devicemodel.Message{Kind: devicemodel.MsgError, Text: err.Error()})
+	return devicemodel.Message{Kind: devicemodel.MsgExit, Code: ExitSetup}
+}
+
+// killAll kills every process but the init and waits, within
+// drainTimeout, until the reaper has collected them.
+func killAll() {
+	_ = unix.Kill(-1, unix.SIGKILL)
+	deadline := time.Now().Add(drainTimeout)
+	for delay := time.Millisecond; userProcesses() > 0; delay = min(2*delay, 50*time.Millisecond) {
+		if time.Now().After(deadline) {
+			logf("%d processes outlived SIGKILL for %v", userProcesses(), drainTimeout)
+			return
+		}
+		time.Sleep(delay)
+	}
+}
+
+// userProcesses counts the processes other than the init and the
+// kernel's threads (kthreadd, PID 2, and its children).
+func userProcesses() int {
+	n := 0
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 2 {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 1 && f[1] != "2" {
+			n++
+		}
+	}
+	return n
+}
+
+// powerOff syncs and powers the guest off; it never returns.
+func powerOff() {
+	unix.Sync()
+	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
+		logf("power off: %v", err)
+	}
+	select {}
+}

@@ -1,0 +1,124 @@
+package guest
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// mountFlags are the options that are flags of mount(2); the others are
+// the file system's data.
+var mountFlags = map[string]uintptr{
+	"ro": unix.MS_RDONLY, "rw": 0, "nosuid": unix.MS_NOSUID, "nodev": unix.MS_NODEV,
+	"noexec": unix.MS_NOEXEC, "relatime": unix.MS_RELATIME, "strictatime": unix.MS_STRICTATIME,
+	"noatime": unix.MS_NOATIME, "sync": unix.MS_SYNCHRONOUS, "bind": unix.MS_BIND,
+	"rbind": unix.MS_BIND | unix.MS_REC,
+}
+
+// parseOptions splits mount(8) options into mount(2)'s flags and data.
+func parseOptions(opts []string) (uintptr, string) {
+	var flags uintptr
+	var data []string
+	for _, o := range opts {
+		if f, ok := mountFlags[o]; ok {
+			flags |= f
+		} else {
+			data = append(data, o)
+		}
+	}
+	return flags, strings.Join(data, ",")
+}
+
+// ninepOptions are the 9p client's: virtio transport, 9P2000.L, 256 KiB
+// messages.
+const ninepOptions = "trans=virtio,version=9p2000.L,msize=262144"
+
+// errMount marks a mount the app cannot do without.
+var errMount = errors.New("mount")
+
+// mount makes m below root. A share or a bind that fails is an error
+// wrapping errMount; a kernel file system that fails is returned as is,
+// for the caller to log.
+func mount(root string, m Mount) error {
+	dest := filepath.Join(root, m.Destination)
+	flags, data := parseOptions(m.Options)
+	if err := os.MkdirAll(dest, 0o755); err != nil && !isDir(dest) {
+		err = fmt.Errorf("make mount point %s: %w", m.Destination, err)
+		if m.Type == MountType9p || m.Type == MountTypeBind {
+			return fmt.Errorf("%w: %w", errMount, err)
+		}
+		return err
+	}
+	switch m.Type {
+	case MountType9p:
+		return mount9p(m.Source, dest, flags, data)
+	case MountTypeBind:
+		if err := unix.Mount(m.Source, dest, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("%w: bind %s on %s: %w", errMount, m.Source, m.Destination, err)
+		}
+		if flags&unix.MS_RDONLY != 0 {
+			if err := unix.Mount("", dest, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|flags, ""); err != nil {
+				return fmt.Errorf("%w: make %s read-only: %w", errMount, m.Destination, err)
+			}
+		}
+		return nil
+	}
+	if err := unix.Mount(m.Source, dest, m.Type, flags, data); err != nil {
+		return fmt.Errorf("mount %s on %s: %w", m.Type, m.Destination, err)
+	}
+	return nil
+}
+
+// mount9p mounts the share tagged tag at dest.
+func mount9p(tag, dest string, flags uintptr, data string) error {
+	opts := ninepOptions
+	if data != "" {
+		opts += "," + data
+	}
+	if err := unix.Mount(tag, dest, "9p", flags, opts); err != nil {
+		return fmt.Errorf("%w: share %s on %s: %w", errMount, tag, dest, err)
+	}
+	return nil
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
+
+// earlyMounts are the guest's own /dev, /proc and /sys.
+func earlyMounts() error {
+	for _, m := range []struct{ fstype, dir string }{
+		{"devtmpfs", "/dev"}, {"proc", "/proc"}, {"sysfs", "/sys"},
+	} {
+		if err := os.MkdirAll(m.dir, 0o755); err != nil {
+			return fmt.Errorf("make %s: %w", m.dir, err)
+		}
+		err := unix.Mount(m.fstype, m.dir, m.fstype, unix.MS_NOSUID|unix.MS_NOEXEC, "")
+		if err != nil && !errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("mount %s: %w", m.dir, err)
+		}
+	}
+	return nil
+}
+
+// loadModules loads each module file; one that is loaded already (or
+// built in) is fine.
+func loadModules(paths []string) error {
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return fmt.Errorf("load module: %w", err)
+		}
+		err = unix.FinitModule(int(f.Fd()), "", 0)
+		f.Close()
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("load module %s: %w", filepath.Base(p), err)
+		}
+	}
+	return nil
+}
