@@ -155,6 +155,7 @@ func (h *handle) killRest(ctx context.Context) error {
 		if len(pids) == 0 {
 			return nil
 		}
+		h.thawDelegated()
 		if err := h.signalAll(unix.SIGKILL); err != nil {
 			return fmt.Errorf("kill task %s: %w", h.rec.ID, err)
 		}

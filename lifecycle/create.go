@@ -75,6 +75,9 @@ func (s *Tasks) checkCreate(o CreateOptions) (string, *specs.Spec, error) {
 		cg = cgroup.DefaultPath(s.opts.Namespace, o.ID)
 	}
 	spec.Linux.CgroupsPath = cg
+	if err := s.checkIsolation(spec); err != nil {
+		return "", nil, fmt.Errorf("create task %s: %w", o.ID, err)
+	}
 	return bundle, spec, nil
 }
 
@@ -155,6 +158,9 @@ func (s *Tasks) Create(ctx context.Context, o CreateOptions) (*Record, error) {
 		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
 	}
 	undo.push(func() { s.removeCgroupParents(rec) })
+	if err := s.isolate(rec, cfg, &undo); err != nil {
+		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
+	}
 	c, err := s.opts.Runtime.Create(s.store.NamespaceDir(s.opts.Namespace), o.ID, cfg)
 	if err != nil {
 		if errors.Is(err, libcontainer.ErrExist) {

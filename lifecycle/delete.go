@@ -65,6 +65,9 @@ func (s *Tasks) Delete(ctx context.Context, ref string, force bool) error {
 			return fmt.Errorf("delete task %s: %w", rec.ID, err)
 		}
 	}
+	if err := s.removeDelegated(ctx, rec); err != nil {
+		return fmt.Errorf("delete task %s: %w", rec.ID, err)
+	}
 	s.removeCgroupParents(rec)
 	if err := rootfs.Cleanup(s.store.ScratchDir(rec.Namespace, rec.ID)); err != nil {
 		return fmt.Errorf("delete task %s: %w", rec.ID, err)

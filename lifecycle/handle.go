@@ -160,6 +160,7 @@ func (h *handle) setStatus(to Status) error {
 
 // thaw lets a frozen task receive a SIGKILL that is waiting for it.
 func (h *handle) thaw() {
+	h.thawDelegated()
 	c, err := h.container()
 	if err != nil {
 		return

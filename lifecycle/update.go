@@ -47,7 +47,7 @@ func (s *Tasks) Update(ref string, r *specs.LinuxResources) error {
 	if p := spec.Linux.Resources.Pids; p != nil && p.Limit != nil {
 		res.PidsLimit = p.Limit
 	}
-	if err := c.Set(cfg); err != nil {
+	if err := s.setLimits(rec, c, cfg); err != nil {
 		return fmt.Errorf("update task %s: %w", rec.ID, err)
 	}
 	if err := s.store.SaveSpec(rec.Namespace, rec.ID, spec); err != nil {

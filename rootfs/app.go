@@ -64,6 +64,8 @@ type App struct {
 	// /proc/<pid>/ns/net or a bind mount of one) the task joins.
 	NetNamespace string            `json:"netNamespace,omitempty"`
 	Annotations  map[string]string `json:"annotations,omitempty"`
+	// UserNamespace, when set, gives the task a user namespace of its own.
+	UserNamespace *UserNS `json:"userNamespace,omitempty"`
 }
 
 // Volume is a directory bind-mounted into the task.
@@ -71,6 +73,8 @@ type Volume struct {
 	Source      string `json:"source"`
 	Destination string `json:"destination"`
 	ReadOnly    bool   `json:"readonly,omitempty"`
+	// IDMap mounts the volume idmapped through the task's user namespace.
+	IDMap bool `json:"idmap,omitempty"`
 }
 
 // NetDev says how a host interface appears in the task.
@@ -113,6 +117,9 @@ func (a *App) Validate() error {
 		return appErr("annotations."+WritableAnnotation, "rootWritable says whether the root is writable")
 	}
 	if err := validateVolumes(a.Volumes); err != nil {
+		return err
+	}
+	if err := a.UserNamespace.validate(); err != nil {
 		return err
 	}
 	return validateNetDevices(a.NetDevices, a.NetNamespace)
@@ -220,6 +227,9 @@ func ApplyApp(seed *specs.Spec, a *App) (*specs.Spec, error) {
 		setAnnotation(s, WritableAnnotation, "true")
 	}
 	s.Mounts = append(s.Mounts, VolumeMounts(a.Volumes)...)
+	if err := applyUserNS(s, a); err != nil {
+		return nil, err
+	}
 	if err := applyNet(s, a); err != nil {
 		return nil, err
 	}
@@ -310,7 +320,7 @@ func VolumeMounts(vols []Volume) []specs.Mount {
 			Destination: path.Clean(v.Destination),
 			Type:        "bind",
 			Source:      v.Source,
-			Options:     []string{"rbind", "nosuid", "nodev", mode},
+			Options:     volumeOptions(v, mode),
 		})
 	}
 	return out

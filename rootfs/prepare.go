@@ -58,15 +58,19 @@ func Prepare(spec *specs.Spec, scratchDir string) (undo func() error, err error)
 }
 
 // needsScratch says whether spec's root or network needs a scratch
-// directory: a writable or host root, or host interfaces to move in.
+// directory: a writable, host or idmapped root, or host interfaces to
+// move in.
 func needsScratch(spec *specs.Spec) bool {
 	return spec.Annotations[WritableAnnotation] == "true" ||
 		filepath.Clean(spec.Root.Path) == "/" ||
-		(spec.Linux != nil && len(spec.Linux.NetDevices) > 0)
+		(spec.Linux != nil && len(spec.Linux.NetDevices) > 0) || NeedsIDMap(spec)
 }
 
 func prepare(spec *specs.Spec, scratchDir string) error {
 	root := filepath.Join(scratchDir, scratchRoot)
+	if err := idmapRoot(spec, scratchDir); err != nil {
+		return err
+	}
 	switch {
 	case spec.Annotations[WritableAnnotation] == "true":
 		if filepath.Clean(spec.Root.Path) == "/" {
@@ -119,6 +123,9 @@ func mountOverlay(lower, scratchDir string) error {
 		if err := os.Mkdir(dirs[d], 0o755); err != nil {
 			return fmt.Errorf("overlay: %w", err)
 		}
+	}
+	if err := copyOwner(lower, dirs[scratchUpper]); err != nil {
+		return fmt.Errorf("overlay: %w", err)
 	}
 	data := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, dirs[scratchUpper], dirs[scratchWork])
 	if err := unix.Mount("overlay", dirs[scratchRoot], "overlay", 0, data); err != nil {

@@ -1,0 +1,80 @@
+package nsutil
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// IDMap is one range of a user namespace's UID or GID mapping: Size IDs
+// from Inside in the namespace are Host and up on the host.
+type IDMap struct {
+	Inside, Host, Size uint32
+}
+
+// ErrNoUserNS means the kernel cannot make user namespaces (not built in,
+// or user.max_user_namespaces is 0).
+var ErrNoUserNS = errors.New("user namespaces are not available on this kernel")
+
+// UserNSSupported reports whether this kernel can make user namespaces,
+// from procRoot (normally /proc).
+func UserNSSupported(procRoot string) error {
+	if _, err := os.Stat(filepath.Join(procRoot, "self", "ns", "user")); err != nil {
+		return fmt.Errorf("%w: %w", ErrNoUserNS, err)
+	}
+	b, err := os.ReadFile(filepath.Join(procRoot, "sys", "user", "max_user_namespaces"))
+	if err != nil {
+		return nil // an older kernel without the knob has no such limit
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n == 0 {
+		return fmt.Errorf("%w: user.max_user_namespaces is 0", ErrNoUserNS)
+	}
+	return nil
+}
+
+// NewUserNS makes a user namespace with the given mappings and returns an
+// open file of it (/proc/<pid>/ns/user of a helper that is gone once this
+// returns): what mount_setattr(2) needs to idmap a mount. The helper is a
+// child of the caller, stopped by ptrace before it runs any code of its
+// own, killed and waited for here; a caller with a reaper of its own must
+// keep that reaper from waiting meanwhile.
+func NewUserNS(uids, gids []IDMap) (*os.File, error) {
+	if len(uids) == 0 || len(gids) == 0 {
+		return nil, errors.New("new user namespace: want UID and GID mappings")
+	}
+	proc, err := os.StartProcess("/proc/self/exe", []string{"moor-userns"}, &os.ProcAttr{
+		Sys: &syscall.SysProcAttr{
+			Cloneflags:  unix.CLONE_NEWUSER,
+			UidMappings: sysMaps(uids),
+			GidMappings: sysMaps(gids),
+			// PTRACE_TRACEME stops the helper at its execve: it never runs.
+			Ptrace: true,
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("new user namespace: start helper: %w", err)
+	}
+	defer func() {
+		_ = proc.Kill()
+		_, _ = proc.Wait()
+	}()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/user", proc.Pid))
+	if err != nil {
+		return nil, fmt.Errorf("new user namespace: %w", err)
+	}
+	return f, nil
+}
+
+func sysMaps(m []IDMap) []syscall.SysProcIDMap {
+	out := make([]syscall.SysProcIDMap, len(m))
+	for i, r := range m {
+		out[i] = syscall.SysProcIDMap{ContainerID: int(r.Inside), HostID: int(r.Host), Size: int(r.Size)}
+	}
+	return out
+}
