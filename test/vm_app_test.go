@@ -1,0 +1,334 @@
+package test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/lf-edge/moor/devicemodel"
+)
+
+// Container apps inside VMs (moor vm spec --app): a busybox app bundle
+// whose guest is Debian's kernel under TCG with the initramfs moor builds.
+
+// appMount is where the test apps see their writable volume: /mnt, a
+// directory the shared read-only busybox root has already.
+const appMount = "/mnt"
+
+// appBundle is a busybox app that runs script with a writable volume (a
+// fresh host directory, returned) at appMount.
+func appBundle(t *testing.T, script string) (*bundle, string) {
+	t.Helper()
+	b := newBundle(t, "/bin/sh", "-c", script)
+	data := filepath.Join(b.Dir, "data")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b.Spec.Mounts = append(b.Spec.Mounts, specs.Mount{Destination: appMount, Type: "bind", Source: data, Options: []string{"rbind", "rw"}})
+	b.write(t)
+	return b, data
+}
+
+// newAppVM writes the hypervisor task of the app: Debian's kernel under
+// TCG, 128 MiB, the host's root for qemu.
+func newAppVM(t *testing.T, app *bundle, grace time.Duration, vm map[string]any) *vmTask {
+	t.Helper()
+	requireQemu(t)
+	kernel, _ := testGuest(t)
+	desc := map[string]any{"hypervisor": "tcg", "memoryMiB": 128, "vcpus": 1, "kernel": kernel}
+	for k, v := range vm {
+		desc[k] = v
+	}
+	if desc["mode"] == string(devicemodel.ModeNoHyper) {
+		delete(desc, "hypervisor")
+		delete(desc, "kernel")
+	}
+	v := newVMTask(t, desc, "--host-root", "--app", app.Dir, "--grace", grace.String())
+	t.Cleanup(func() {
+		moor(t, "delete", "--force", v.ID)
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(v.RunDir, "console.log"))
+			t.Logf("console of %s:\n%s", v.ID, b)
+		}
+	})
+	return v
+}
+
+// runApp is `moor run` of the task in the background, its output in
+// v.Log; wait says how it exited.
+type runApp struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	code int
+}
+
+func (v *vmTask) run(t *testing.T, extra ...string) *runApp {
+	t.Helper()
+	log, err := os.Create(v.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	args := append(append([]string{"run", "--bundle", v.Dir}, extra...), v.ID)
+	r := &runApp{cmd: moorCmd(args...), done: make(chan struct{})}
+	r.cmd.Stdout, r.cmd.Stderr = log, log
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(r.done)
+		err := r.cmd.Wait()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			r.code = ee.ExitCode()
+		} else if err != nil {
+			r.code = -1
+		}
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-r.done:
+		default:
+			_ = r.cmd.Process.Kill()
+			<-r.done
+		}
+	})
+	return r
+}
+
+// wait waits for moor run to exit and returns its exit status.
+func (r *runApp) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-r.done:
+		return r.code
+	case <-time.After(timeout):
+		t.Fatalf("moor run did not exit within %v", timeout)
+		return 0
+	}
+}
+
+// output is the task's output so far.
+func (v *vmTask) output() string {
+	b, _ := os.ReadFile(v.Log)
+	return string(b)
+}
+
+// waitOutput polls the task's output until it holds marker.
+func (v *vmTask) waitOutput(t *testing.T, timeout time.Duration, marker string) {
+	t.Helper()
+	waitFor(t, timeout, "task output "+marker, func() bool { return strings.Contains(v.output(), marker) })
+}
+
+// checkAppLeftNothing checks, once the task is deleted, that nothing of
+// it is left: no qemu of the guest, no process holding its shares, no
+// cgroup, no state, no sockets in the run directory.
+func checkAppLeftNothing(t *testing.T, v *vmTask, shared ...string) {
+	t.Helper()
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		args := procCmdline(pid)
+		if strings.HasPrefix(filepath.Base(args[0]), "qemu-system") && strings.Contains(strings.Join(args, " "), " -name "+v.ID+" ") {
+			t.Errorf("qemu %d of %s is left: %v", pid, v.ID, args)
+		}
+		mi, _ := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+		for _, dir := range shared {
+			if bytes.Contains(mi, []byte(" "+dir+" ")) || bytes.Contains(mi, []byte("/run/moor/share/")) {
+				t.Errorf("process %d (%s) still mounts a 9p share of %s", pid, procComm(pid), v.ID)
+				break
+			}
+		}
+	}
+	if !vmCgroupGone(t, v.ID) {
+		t.Errorf("cgroup %s/%s is left", vmCgroupParent, v.ID)
+	}
+	for _, d := range []string{filepath.Join(stateRoot, "default", v.ID), filepath.Join(stateRoot, ".tasks", "default", v.ID)} {
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("state %s is left", d)
+		}
+	}
+	left, _ := filepath.Glob(filepath.Join(v.RunDir, "*"))
+	for _, f := range left {
+		switch base := filepath.Base(f); {
+		case base == devicemodel.VMFile, base == "qemu.cfg", base == "console.log", strings.HasPrefix(base, "initramfs-"):
+		default:
+			t.Errorf("%s is left in the run directory", base)
+		}
+	}
+}
+
+// TestVMAppExitStatus: a busybox app prints a marker and exits 7: moor run
+// of its VM task exits 7, the marker (stdout and stderr) is in the task's
+// output, and moor state shows the app's exit in the run state.
+func TestVMAppExitStatus(t *testing.T) {
+	app, _ := appBundle(t, "echo MOOR-APP-OUT; echo MOOR-APP-ERR >&2; exit 7")
+	v := newAppVM(t, app, 10*time.Second, nil)
+	t0 := time.Now()
+	r := v.run(t, "--keep")
+	if code := r.wait(t, 60*time.Second); code != 7 {
+		t.Fatalf("moor run exited %d, want 7; output:\n%s", code, v.output())
+	}
+	t.Logf("the app's VM ran and ended in %v", time.Since(t0))
+	for _, marker := range []string{"MOOR-APP-OUT", "MOOR-APP-ERR"} {
+		if !strings.Contains(v.output(), marker) {
+			t.Errorf("the task's output lacks %s:\n%s", marker, v.output())
+		}
+	}
+	st := taskState(t, v.ID)
+	if st.Exit == nil || st.Exit.Code != 7 {
+		t.Errorf("moor state: exit %+v, want code 7", st.Exit)
+	}
+	if st.VM == nil || st.VM.AppExit == nil || st.VM.AppExit.Code != 7 || st.VM.AppExit.Signal != "" || st.VM.End != devicemodel.EndPoweroff || st.VM.AppPID == 0 {
+		t.Errorf("moor state: vm %+v (appExit %+v), want appExit code 7 and end poweroff", st.VM, st.VM.AppExit)
+	}
+	mustMoor(t, "delete", v.ID)
+	checkAppLeftNothing(t, v, app.Spec.Root.Path)
+}
+
+// TestVMAppVolumeAndReadOnlyRoot: the app writes a file into its
+// writable volume, which the host sees once the task ended; a write to
+// its read-only root fails inside.
+func TestVMAppVolumeAndReadOnlyRoot(t *testing.T) {
+	app, data := appBundle(t, "echo from-the-guest > "+appMount+"/out && "+
+		"if touch /moor-root-write 2>/dev/null; then echo ROOT-WRITABLE; exit 1; fi; echo ROOT-READONLY")
+	v := newAppVM(t, app, 10*time.Second, nil)
+	r := v.run(t)
+	if code := r.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("moor run exited %d, want 0; output:\n%s", code, v.output())
+	}
+	if !strings.Contains(v.output(), "ROOT-READONLY") {
+		t.Errorf("a write to the read-only root did not fail inside:\n%s", v.output())
+	}
+	if _, err := os.Stat(filepath.Join(app.Spec.Root.Path, "moor-root-write")); err == nil {
+		t.Errorf("the read-only root was written on the host")
+	}
+	b, err := os.ReadFile(filepath.Join(data, "out"))
+	if err != nil || string(b) != "from-the-guest\n" {
+		t.Errorf("the host reads %q, %v from the volume, want the app's line", b, err)
+	}
+	checkAppLeftNothing(t, v, app.Spec.Root.Path, data)
+}
+
+// TestVMAppSIGTERM: SIGTERM to the anchor reaches the app inside, whose
+// trap writes to the volume and exits 3; the guest powers off and the task
+// ends within the grace with the app's status. While the app runs, the
+// test measures qemu (with two 9p shares) against the anchor tax.
+func TestVMAppSIGTERM(t *testing.T) {
+	const grace = 15 * time.Second
+	app, data := appBundle(t, "trap 'echo trapped > "+appMount+"/trap; exit 3' TERM; echo MOOR-APP-READY; "+
+		"while true; do sleep 0.1; done")
+	v := newAppVM(t, app, grace, nil)
+	r := v.run(t)
+	v.waitOutput(t, 60*time.Second, "MOOR-APP-READY")
+	st := taskState(t, v.ID)
+	v.PID = st.PID
+	if st.VM == nil || st.VM.AppPID == 0 || st.VM.AppExit != nil {
+		t.Fatalf("run state of the running app %+v, want an appPid and no appExit", st.VM)
+	}
+	measureAppTax(t, v)
+
+	t0 := time.Now()
+	signalPID(t, v.PID, unix.SIGTERM)
+	code := r.wait(t, grace+15*time.Second)
+	took := time.Since(t0)
+	if code != 3 {
+		t.Errorf("moor run exited %d, want the app's 3; output:\n%s", code, v.output())
+	}
+	if took > grace {
+		t.Errorf("the task took %v to stop, more than the grace %v", took, grace)
+	}
+	if b, err := os.ReadFile(filepath.Join(data, "trap")); err != nil || string(b) != "trapped\n" {
+		t.Errorf("the app's trap left %q, %v in the volume", b, err)
+	}
+	t.Logf("SIGTERM stopped the app's VM in %v", took)
+	checkAppLeftNothing(t, v, app.Spec.Root.Path, data)
+}
+
+// measureAppTax prints qemu's and the anchor's memory with a running app
+// and two 9p shares, and checks that the task's memory limit (RAM + tax)
+// covers them with room to spare.
+func measureAppTax(t *testing.T, v *vmTask) {
+	t.Helper()
+	qemuPID := 0
+	for _, k := range procChildren(v.PID) {
+		if strings.HasPrefix(procComm(k), "qemu-system") {
+			qemuPID = k
+		}
+	}
+	if qemuPID == 0 {
+		t.Fatalf("no qemu among the anchor's children %v", procChildren(v.PID))
+	}
+	vm := &devicemodel.VM{MemoryMiB: 128, VCPUs: 1}
+	limit, tax := devicemodel.MemoryLimit(vm), devicemodel.Overhead(vm)
+	usage := memoryPeak(t, v.ID)
+	qemuKiB, anchorKiB := rssKiB(qemuPID), rssKiB(v.PID)
+	fmt.Printf("vm app tax: qemu RSS %d KiB with 2 9p shares and a running app, anchor RSS %d KiB, "+
+		"cgroup peak %.1f MiB; limit %.1f MiB = RAM 128 MiB + tax %.1f MiB; qemu beyond its RAM %.1f MiB\n",
+		qemuKiB, anchorKiB, float64(usage)/(1<<20), float64(limit)/(1<<20), float64(tax)/(1<<20),
+		float64(qemuKiB<<10-vm.MemoryMiB<<20)/(1<<20))
+	if (qemuKiB+anchorKiB)<<10 > limit/2 {
+		t.Errorf("qemu (%d KiB) and the anchor (%d KiB) hold more than half the limit %d", qemuKiB, anchorKiB, limit)
+	}
+	if usage > limit*3/4 {
+		t.Errorf("the task's memory peaked at %d bytes, too near its limit %d", usage, limit)
+	}
+}
+
+// memoryPeak is the task's peak memory use: memory.max_usage_in_bytes
+// of cgroup v1, memory.peak of v2.
+func memoryPeak(t *testing.T, id string) int64 {
+	t.Helper()
+	for _, f := range []string{"memory/" + vmCgroupParent + "/" + id + "/memory.max_usage_in_bytes", vmCgroupParent + "/" + id + "/memory.peak"} {
+		if b, err := os.ReadFile("/sys/fs/cgroup/" + f); err == nil {
+			n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+			if err != nil {
+				t.Fatalf("read %s: %v", f, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no peak memory file in the cgroup of %s", id)
+	return 0
+}
+
+// TestVMAppNoHyper: mode nohyper runs the same app bundle as a plain
+// container task, with the same exit status and output.
+func TestVMAppNoHyper(t *testing.T) {
+	app, data := appBundle(t, "echo MOOR-APP-OUT; echo nohyper > "+appMount+"/out; exit 7")
+	v := newAppVM(t, app, 10*time.Second, map[string]any{"mode": string(devicemodel.ModeNoHyper)})
+	spec, err := os.ReadFile(filepath.Join(v.Dir, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(spec), devicemodel.AnnotationRunDir) || strings.Contains(string(spec), "moor-anchor") {
+		t.Fatalf("mode nohyper wrote a hypervisor task:\n%s", spec)
+	}
+	r := v.run(t)
+	if code := r.wait(t, 30*time.Second); code != 7 {
+		t.Fatalf("moor run exited %d, want 7; output:\n%s", code, v.output())
+	}
+	if !strings.Contains(v.output(), "MOOR-APP-OUT") {
+		t.Errorf("the task's output lacks the marker:\n%s", v.output())
+	}
+	if b, _ := os.ReadFile(filepath.Join(data, "out")); string(b) != "nohyper\n" {
+		t.Errorf("the volume holds %q", b)
+	}
+	if _, err := os.Stat(v.RunDir); err == nil {
+		t.Errorf("mode nohyper made a run directory")
+	}
+	checkAppLeftNothing(t, v, app.Spec.Root.Path, data)
+}
