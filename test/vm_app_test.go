@@ -263,15 +263,7 @@ func TestVMAppSIGTERM(t *testing.T) {
 // covers them with room to spare.
 func measureAppTax(t *testing.T, v *vmTask) {
 	t.Helper()
-	qemuPID := 0
-	for _, k := range procChildren(v.PID) {
-		if strings.HasPrefix(procComm(k), "qemu-system") {
-			qemuPID = k
-		}
-	}
-	if qemuPID == 0 {
-		t.Fatalf("no qemu among the anchor's children %v", procChildren(v.PID))
-	}
+	qemuPID := qemuOf(t, v.PID)
 	vm := &devicemodel.VM{MemoryMiB: 128, VCPUs: 1}
 	limit, tax := devicemodel.MemoryLimit(vm), devicemodel.Overhead(vm)
 	usage := memoryPeak(t, v.ID)
@@ -286,6 +278,18 @@ func measureAppTax(t *testing.T, v *vmTask) {
 	if usage > limit*3/4 {
 		t.Errorf("the task's memory peaked at %d bytes, too near its limit %d", usage, limit)
 	}
+}
+
+// qemuOf is the qemu among the anchor's children.
+func qemuOf(t *testing.T, anchor int) int {
+	t.Helper()
+	for _, k := range procChildren(anchor) {
+		if strings.HasPrefix(procComm(k), "qemu-system") {
+			return k
+		}
+	}
+	t.Fatalf("no qemu among the anchor's children %v", procChildren(anchor))
+	return 0
 }
 
 // memoryPeak is the task's peak memory use: memory.max_usage_in_bytes

@@ -348,15 +348,7 @@ func TestVMAcceptance(t *testing.T) {
 	if st.State != devicemodel.GuestRunning {
 		t.Fatalf("run state %+v, want running", st)
 	}
-	qemuPID := 0
-	for _, k := range procChildren(v.PID) {
-		if strings.HasPrefix(procComm(k), "qemu-system") {
-			qemuPID = k
-		}
-	}
-	if qemuPID == 0 {
-		t.Fatalf("no qemu among the anchor's children %v", procChildren(v.PID))
-	}
+	qemuPID := qemuOf(t, v.PID)
 	vm := &devicemodel.VM{MemoryMiB: 128, VCPUs: 1}
 	want := devicemodel.MemoryLimit(vm) &^ 4095 // the kernel keeps whole pages
 	if got := vmCgroupFile(t, "memory", v.ID, "memory.limit_in_bytes"); got != strconv.FormatInt(want, 10) {
