@@ -12,6 +12,7 @@ import (
 	"github.com/moby/sys/mountinfo"
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/lf-edge/moor/lifecycle"
 )
@@ -197,4 +198,46 @@ func nsdelegate(t *testing.T) bool {
 	return slices.ContainsFunc(mounts, func(m *mountinfo.Info) bool {
 		return strings.Contains(","+m.VFSOptions+",", ",nsdelegate,") || strings.Contains(","+m.Options+",", ",nsdelegate,")
 	})
+}
+
+// TestDelegatedCgroupInUserns: a delegated task in a user namespace gets
+// its cgroup handed to its root (the mapped host ID owns it), so it can
+// make a sub-cgroup, limit it and move itself there, while the limit moor
+// set stays.
+func TestDelegatedCgroupInUserns(t *testing.T) {
+	if cgroups.IsCgroup2UnifiedMode() {
+		t.Skip("cgroup v2 host: this test drives the v1 memory controller (the v2 path is TestDelegatedCgroupV2's)")
+	}
+	reachableRun(t)
+	b := newBundle(t, "sh", "-c", `set -e
+cd /sys/fs/cgroup/memory
+mkdir sub
+echo 8388608 > sub/memory.limit_in_bytes
+echo $$ > sub/cgroup.procs
+echo 1073741824 > memory.limit_in_bytes
+grep :memory: /proc/self/cgroup
+stat -c %u memory.limit_in_bytes`)
+	withUserNS(b)
+	b.Spec.Annotations = map[string]string{lifecycle.DelegateAnnotation: "true"}
+	b.write(t)
+	t.Cleanup(func() { moor(t, "delete", "--force", b.ID) })
+	r := moor(t, "run", "--keep", "--bundle", b.Dir, b.ID)
+	if out := strings.Fields(r.Stdout); r.Code != 0 || len(out) != 2 || !strings.HasSuffix(out[0], ":memory:/sub") || out[1] != "0" {
+		t.Fatalf("run: %v, want the task in its sub-cgroup and its cgroup files its root's", r)
+	}
+	var st unix.Stat_t
+	leaf := filepath.Join("/sys/fs/cgroup/memory", cgroupParent, b.ID, "task")
+	if err := unix.Stat(leaf, &st); err != nil || st.Uid != usernsHostID {
+		t.Errorf("the task's cgroup %s: owner %d (%v), want %d", leaf, st.Uid, err, usernsHostID)
+	}
+	if got := cgroupFile(t, "memory", b.ID, "memory.limit_in_bytes"); got != strconv.Itoa(64<<20) {
+		t.Errorf("the limit moor set is %s, want %d", got, 64<<20)
+	}
+	if got := cgroupFile(t, "memory", b.ID, "task/sub/memory.limit_in_bytes"); got != "8388608" {
+		t.Errorf("the task's sub-cgroup limit: %s, want 8388608", got)
+	}
+	mustMoor(t, "delete", b.ID)
+	if !cgroupGone(t, b.ID) {
+		t.Errorf("the delegated cgroup tree of %s is left", b.ID)
+	}
 }
