@@ -26,6 +26,14 @@
 // (or, unreadable, removed by delete --force). Operations that change a
 // task hold its lock (an flock on moor's directory of it) throughout.
 //
+// Isolation beyond the spec's namespaces is checked with the spec, before
+// anything is made, and made on libcontainer's configuration before the
+// container: a delegated cgroup (DelegateAnnotation: moor makes the
+// task's cgroup with its limits, the task gets a child of it, a cgroup
+// namespace and a writable cgroupfs), user namespaces (mappings to an
+// unprivileged range, a root the task's root can reach and idmap) and
+// time namespaces (offsets the kernel takes).
+//
 // It must not know the init system, touch cgroupfs beyond the cgroup
 // package, or build a device model's argv itself.
 //

@@ -2,6 +2,10 @@
 // namespaces a process is in (by the inode numbers /proc/<pid>/ns/* show),
 // new network namespaces pinned by a bind mount so they outlive their
 // processes, and moving network interfaces between network namespaces.
+// It also makes user namespaces with given ID mappings, held by an open
+// file, for idmapped mounts (a helper child, stopped by ptrace before it
+// runs, killed and waited for by its PID), and probes whether the kernel
+// has user and time namespaces.
 //
 // It must not spawn tasks or know about OCI specs.
 //

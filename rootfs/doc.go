@@ -19,7 +19,11 @@
 // a read-only root is used as it is; a writable root (annotation
 // moor.root.writable) is an overlay whose upper and work directories live
 // in the scratch directory, so the volume is never modified; the host root
-// is a bind mount. Prepare (and Build before it) also refuses mount
+// is a bind mount. A task with a user namespace of its own whose root is
+// not owned by its mapped root gets its root mounted idmapped in the
+// scratch directory first (the overlay of a writable root lies on it);
+// CheckIDMap tries that, and the idmapped volumes, before anything is
+// made. Prepare (and Build before it) also refuses mount
 // destinations that climb out of the root, by ".." or through a relative
 // symlink (an absolute one means the task's own root, as the runtime
 // resolves it), and pins a network namespace for a task that
