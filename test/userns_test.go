@@ -46,7 +46,8 @@ func reachableRun(t *testing.T) {
 // owned by the host's root, is usable without a chown (an idmapped mount:
 // it is owned by the task's root inside); what it writes to a volume is
 // owned by the mapped host ID; a host file it does not own cannot be
-// written; ps, state, kill and stop by the anchor's PID work as for any task.
+// written; ps, state, info, kill and stop by the anchor's PID work as for
+// any task.
 func TestUsernsRootIsUnprivileged(t *testing.T) {
 	reachableRun(t)
 	vol, host := t.TempDir(), t.TempDir()
@@ -110,8 +111,8 @@ func procUID(t *testing.T, pid int) string {
 	return ""
 }
 
-// checkControlByPID drives the task by its anchor's PID: state and ps
-// find it, kill sends SIGUSR1 (usr1 says when the task saw it), stop ends
+// checkControlByPID drives the task by its anchor's PID: state, ps and
+// info find it, kill sends SIGUSR1 (usr1 says when the task saw it), stop ends
 // it (its TERM trap exits 7), delete removes it.
 func checkControlByPID(t *testing.T, id string, pid int, usr1 func() bool) {
 	t.Helper()
@@ -121,6 +122,9 @@ func checkControlByPID(t *testing.T, id string, pid int, usr1 func() bool) {
 	}
 	if out := mustMoor(t, "ps", ref); !strings.Contains(out, "\n"+ref+"\t") && !strings.Contains(out, "\n"+ref+" ") {
 		t.Errorf("ps by PID does not list the anchor %d:\n%s", pid, out)
+	}
+	if out := mustMoor(t, "info", ref); !strings.Contains(out, `"id": "`+id+`"`) || !strings.Contains(out, `"pid": `+ref) {
+		t.Errorf("info by PID does not show %s with anchor %d:\n%s", id, pid, out)
 	}
 	mustMoor(t, "kill", ref, "USR1")
 	waitFor(t, 10*time.Second, "the task to see SIGUSR1", usr1)
