@@ -111,10 +111,11 @@ func TestCrashAnywhere(t *testing.T) {
 // crashOnce runs one case and reports whether the kill landed before the
 // verb ended on its own.
 func crashOnce(t *testing.T, strace string, c crashCase) bool {
-	b := newBundle(t, "sleep", "1000")
+	newB := newBundle
 	if c.writable {
-		b = writableBundle(t, "sleep", "1000")
+		newB = writableBundle
 	}
+	b := newB(t, "sleep", "1000")
 	// A parent cgroup of the task's own, which moor makes and must remove.
 	parent := cgroupParent + "/" + b.ID + "-parent"
 	b.Spec.Linux.CgroupsPath = parent + "/" + b.ID

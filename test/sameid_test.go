@@ -41,10 +41,11 @@ func TestSameIDCreates(t *testing.T) {
 // winner's checks and its delete.
 func raceCreates(t *testing.T, round, n int, writable bool) {
 	t.Helper()
-	b := newBundle(t, "sleep", "1000")
+	newB := newBundle
 	if writable {
-		b = writableBundle(t, "sleep", "1000")
+		newB = writableBundle
 	}
+	b := newB(t, "sleep", "1000")
 	b.write(t)
 	t.Cleanup(func() { scrub(t, b.ID, b.Spec.Linux.CgroupsPath) })
 	cmds := make([]*exec.Cmd, n)
