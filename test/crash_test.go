@@ -101,7 +101,7 @@ func TestCrashAnywhere(t *testing.T) {
 	}
 	waitNoStrays(t, "the crashes")
 	killed := hits["create"] + hits["start"] + hits["delete"]
-	t.Logf("figure: %d kills of create/start/delete, %d landed before the verb ended (create %d, start %d, delete %d); cases not recovered: %d",
+	t.Logf("figure: %d kills of create/start/delete, %d landed before the verb ended (create %d, start %d, delete %d); cases with a lie, a leak or a stuck name: %d",
 		len(cases), killed, hits["create"], hits["start"], hits["delete"], failed)
 	if killed < len(cases)/3 {
 		t.Errorf("only %d of %d kills landed while the verb ran: the kill points miss moor", killed, len(cases))
