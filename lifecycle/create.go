@@ -16,7 +16,6 @@ import (
 
 	"github.com/lf-edge/moor/anchor"
 	"github.com/lf-edge/moor/cgroup"
-	"github.com/lf-edge/moor/rootfs"
 )
 
 // CreateOptions describe a task to create.
@@ -129,7 +128,7 @@ func (s *Tasks) Create(ctx context.Context, o CreateOptions) (*Record, error) {
 	if err := s.store.SaveSpec(s.opts.Namespace, o.ID, o.Spec); err != nil {
 		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
 	}
-	undoRoot, err := rootfs.Prepare(spec, s.store.ScratchDir(s.opts.Namespace, o.ID))
+	undoRoot, err := s.prepareRoot(spec, s.store.ScratchDir(s.opts.Namespace, o.ID))
 	if err != nil {
 		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
 	}

@@ -91,6 +91,16 @@ func (s *Tasks) checkUserNS(spec *specs.Spec) error {
 	return rootfs.CheckIDMap(spec)
 }
 
+// prepareRoot is rootfs.Prepare, with the reaper's waits held while it
+// makes an idmapped root: the user namespace that takes is made by a
+// helper child that Prepare waits for by its PID.
+func (s *Tasks) prepareRoot(spec *specs.Spec, scratchDir string) (undo func() error, err error) {
+	if s.opts.Reaper != nil && rootfs.NeedsIDMap(spec) {
+		defer s.opts.Reaper.HoldStarts()()
+	}
+	return rootfs.Prepare(spec, scratchDir)
+}
+
 // rootInScratch says whether the task's root will be a mount in its
 // scratch directory: idmapped, an overlay, or the host's root.
 func rootInScratch(spec *specs.Spec) bool {
