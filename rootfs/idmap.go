@@ -144,7 +144,7 @@ func cloneIDMapped(src string, userns *os.File) (int, error) {
 	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(userns.Fd())}
 	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, attr); err != nil {
 		unix.Close(fd)
-		return -1, fmt.Errorf("%w %s (a %s filesystem): %w; chown the volume to the task's mapped IDs instead", ErrIDMap, src, fsType(src), err)
+		return -1, fmt.Errorf("%w %s (filesystem %s): %w; chown the volume to the task's mapped IDs instead", ErrIDMap, src, fsType(src), err)
 	}
 	return fd, nil
 }
