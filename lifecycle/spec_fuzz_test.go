@@ -55,6 +55,10 @@ func FuzzValidateSpec(f *testing.F) {
 	})
 }
 
+// maxCFSQuota is the kernel's largest CFS quota, 2^44-1 µs
+// (max_cfs_runtime in kernel/sched/core.c).
+const maxCFSQuota = 1<<44 - 1
+
 // promisedByValidate says what of ValidateSpec's promises s breaks.
 func promisedByValidate(s *specs.Spec) string {
 	major, rest, _ := strings.Cut(s.Version, ".")
@@ -123,6 +127,8 @@ func promisedResources(r *specs.LinuxResources) string {
 		return "cpu period out of range"
 	case c.Quota != nil && *c.Quota != 0 && *c.Quota != -1 && *c.Quota < 1000:
 		return "cpu quota below 1000"
+	case c.Quota != nil && *c.Quota > maxCFSQuota:
+		return "a cpu quota the kernel refuses (EINVAL) once the cgroup is made"
 	}
 	for _, list := range []string{c.Cpus, c.Mems} {
 		if _, err := cpulist.Parse(list); list != "" && err != nil {
