@@ -34,11 +34,6 @@ over the result (see the README for the format).`,
 		if ctx.NArg() != 0 {
 			return fmt.Errorf("spec: takes no arguments")
 		}
-		if seeded(ctx) {
-			if err := os.MkdirAll(ctx.String("bundle"), 0o755); err != nil {
-				return fmt.Errorf("spec: %w", err)
-			}
-		}
 		path := filepath.Join(ctx.String("bundle"), "config.json")
 		if _, err := os.Stat(path); err == nil {
 			return fmt.Errorf("spec: %s exists already", path)
@@ -60,6 +55,11 @@ over the result (see the README for the format).`,
 		b, err := json.MarshalIndent(spec, "", "\t")
 		if err != nil {
 			return fmt.Errorf("spec: %w", err)
+		}
+		if seeded(ctx) { // made only for a spec that is good: a refused one leaves nothing
+			if err := os.MkdirAll(ctx.String("bundle"), 0o755); err != nil {
+				return fmt.Errorf("spec: %w", err)
+			}
 		}
 		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
 			return fmt.Errorf("spec: %w", err)
