@@ -4,10 +4,14 @@ set -euo pipefail
 pkgs=(
   busybox-static libseccomp-dev gcc make iproute2   # build, task rootfs, network tests
   qemu-system-x86 linux-image-amd64 cpio gzip       # hypervisor tasks: a real guest under TCG
+  qemu-system-arm                                   # arm64 guests (qemu-system-aarch64, machine virt)
   ovmf                                              # mode fml: UEFI firmware and its variable store
   containerd runc podman conmon catatonit           # real clients: containerd's shim, its CRI plugin, podman
   strace                                            # the crash tests: SIGKILL injected at a syscall
 )
+# Debian's arm64 kernel and busybox for the arm64 guest test, fetched into
+# bin/arm64-guest (not installed); the test says why it skips without them.
+"$(dirname "$0")/arm64-guest.sh" || echo "deps: the arm64 guest could not be fetched; its test will skip" >&2
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

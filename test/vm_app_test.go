@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +30,15 @@ const appMount = "/mnt"
 // fresh host directory, returned) at appMount.
 func appBundle(t *testing.T, script string) (*bundle, string) {
 	t.Helper()
-	b := newBundle(t, "/bin/sh", "-c", script)
+	return appBundleIn(t, busyboxRoot, script)
+}
+
+// appBundleIn is appBundle with another read-only root, whose /bin/busybox
+// runs the script.
+func appBundleIn(t *testing.T, root, script string) (*bundle, string) {
+	t.Helper()
+	b := newBundle(t, "/bin/busybox", "sh", "-c", script)
+	b.Spec.Root.Path = root
 	data := filepath.Join(b.Dir, "data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		t.Fatal(err)
@@ -41,7 +50,7 @@ func appBundle(t *testing.T, script string) (*bundle, string) {
 
 // newAppVM writes the hypervisor task of the app: Debian's kernel under
 // TCG, 128 MiB, the host's root for qemu.
-func newAppVM(t *testing.T, app *bundle, grace time.Duration, vm map[string]any) *vmTask {
+func newAppVM(t *testing.T, app *bundle, grace time.Duration, vm map[string]any, specArgs ...string) *vmTask {
 	t.Helper()
 	requireQemu(t)
 	kernel, _ := testGuest(t)
@@ -53,7 +62,7 @@ func newAppVM(t *testing.T, app *bundle, grace time.Duration, vm map[string]any)
 		delete(desc, "hypervisor")
 		delete(desc, "kernel")
 	}
-	v := newVMTask(t, desc, "--host-root", "--app", app.Dir, "--grace", grace.String())
+	v := newVMTask(t, desc, append([]string{"--host-root", "--app", app.Dir, "--grace", grace.String()}, specArgs...)...)
 	t.Cleanup(func() {
 		moor(t, "delete", "--force", v.ID)
 		if t.Failed() {
@@ -335,4 +344,81 @@ func TestVMAppNoHyper(t *testing.T) {
 		t.Errorf("mode nohyper made a run directory")
 	}
 	checkAppLeftNothing(t, v, app.Spec.Root.Path, data)
+}
+
+// arm64GuestDir is where scripts/arm64-guest.sh (run by scripts/deps.sh)
+// puts Debian's arm64 kernel, its modules and busybox.
+const arm64GuestDir = "../bin/arm64-guest"
+
+// guestInitArm64 builds moor-guest.arm64 beside moor once, when missing.
+var guestInitArm64 struct {
+	once sync.Once
+	err  error
+}
+
+// TestVMAppArm64 boots an arm64 container app under TCG: qemu-system-aarch64
+// with machine virt, Debian's arm64 kernel and the initramfs moor builds
+// with moor-guest.arm64 and the kernel's own modules; the app's arm64
+// busybox reports its machine and exits 5, which is the task's status.
+func TestVMAppArm64(t *testing.T) {
+	dir, err := filepath.Abs(arm64GuestDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := os.ReadFile(filepath.Join(dir, "release"))
+	if err != nil {
+		t.Skipf("Debian's arm64 kernel is not in %s: scripts/arm64-guest.sh fetches it with apt (it is not installed "+
+			"with dpkg: an arm64 kernel package's postinst would add it to this host's /boot and boot loader): %v", arm64GuestDir, err)
+	}
+	if _, err := exec.LookPath("qemu-system-aarch64"); err != nil {
+		t.Fatalf("qemu-system-aarch64 is not installed (apt-get install qemu-system-arm): %v", err)
+	}
+	guestInitArm64.once.Do(func() {
+		p := filepath.Join(filepath.Dir(moorBin), "moor-guest.arm64")
+		if _, err := os.Stat(p); err == nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", p, "../cmd/moor-guest")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH=arm64")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			guestInitArm64.err = fmt.Errorf("build moor-guest.arm64: %w: %s", err, out)
+		}
+	})
+	if guestInitArm64.err != nil {
+		t.Fatal(guestInitArm64.err)
+	}
+	root := filepath.Join(t.TempDir(), "rootfs")
+	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp", "mnt"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bb, err := os.ReadFile(filepath.Join(dir, "busybox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "bin", "busybox"), bb, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	release := strings.TrimSpace(string(rel))
+	app, data := appBundleIn(t, root, "echo MOOR-ARM-$(busybox uname -m); echo arm64 > "+appMount+"/out; exit 5")
+	v := newAppVM(t, app, 10*time.Second, map[string]any{"arch": "arm64", "kernel": filepath.Join(dir, "vmlinuz")},
+		"--kernel-modules", filepath.Join(dir, "root", "lib", "modules", release))
+	t0 := time.Now()
+	r := v.run(t)
+	if code := r.wait(t, 90*time.Second); code != 5 {
+		t.Fatalf("moor run exited %d, want 5; output:\n%s", code, v.output())
+	}
+	t.Logf("the arm64 app's VM ran under TCG and ended in %v", time.Since(t0))
+	if !strings.Contains(v.output(), "MOOR-ARM-aarch64") {
+		t.Errorf("the task's output lacks MOOR-ARM-aarch64:\n%s", v.output())
+	}
+	if b, _ := os.ReadFile(filepath.Join(data, "out")); string(b) != "arm64\n" {
+		t.Errorf("the volume holds %q", b)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(v.RunDir, "qemu.cfg"))
+	if !strings.Contains(string(cfg), `type = "virt"`) {
+		t.Errorf("qemu.cfg of the arm64 guest is not machine virt:\n%s", cfg)
+	}
+	checkAppLeftNothing(t, v, root, data)
 }

@@ -3,6 +3,7 @@ package bundle
 import (
 	"bytes"
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -54,12 +55,9 @@ func prepareApp(vm *devicemodel.VM, o Options, runDir string) (*taskspec.App, er
 			return nil, fmt.Errorf("prepare app: share %s: %s is not a directory (9p shares directories)", sh.Tag, sh.HostPath)
 		}
 	}
-	init, err := findBeside(o.GuestInit, o.Moor, GuestInitBinary)
+	init, err := findGuestInit(o.GuestInit, o.Moor, vm.Arch)
 	if err != nil {
 		return nil, fmt.Errorf("prepare app: %w", err)
-	}
-	if init == "" {
-		return nil, fmt.Errorf("prepare app: %s is not beside moor (make build puts it there) and --guest-init names none", GuestInitBinary)
 	}
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return nil, fmt.Errorf("prepare app: %w", err)
@@ -70,6 +68,36 @@ func prepareApp(vm *devicemodel.VM, o Options, runDir string) (*taskspec.App, er
 	}
 	return app, nil
 }
+
+// findGuestInit is the guest init for a guest of arch: the one named,
+// else GuestInitBinary.<arch> beside moor (make build makes
+// moor-guest.arm64), else GuestInitBinary beside moor; it must be an ELF
+// executable for arch.
+func findGuestInit(named, moor string, arch devicemodel.Arch) (string, error) {
+	p, err := findBeside(named, moor, GuestInitBinary+"."+string(arch))
+	if err == nil && p == "" && named == "" {
+		p, err = findBeside("", moor, GuestInitBinary)
+	}
+	if err != nil {
+		return "", fmt.Errorf("find guest init: %w", err)
+	}
+	if p == "" {
+		return "", fmt.Errorf("find guest init: neither %s.%s nor %s is beside moor (make build puts them there) and --guest-init names none",
+			GuestInitBinary, arch, GuestInitBinary)
+	}
+	f, err := elf.Open(p)
+	if err != nil {
+		return "", fmt.Errorf("find guest init: %s: %w", p, err)
+	}
+	defer f.Close()
+	if want := elfMachines[arch]; f.Machine != want {
+		return "", fmt.Errorf("find guest init: %s is built for %v, the guest is %s (GOARCH=%s go build ./cmd/moor-guest)", p, f.Machine, arch, arch)
+	}
+	return p, nil
+}
+
+// elfMachines are the ELF machines of the guests' architectures.
+var elfMachines = map[devicemodel.Arch]elf.Machine{devicemodel.AMD64: elf.EM_X86_64, devicemodel.ARM64: elf.EM_AARCH64}
 
 // modulesDir is the module directory of the guest's kernel: the one
 // named, NoModules, or /lib/modules/<release> when the kernel's release
