@@ -1,11 +1,15 @@
 // Package devicemodel is what a hypervisor task's anchor and its builders
 // share: the VM description, the anchor tax (EVE's estimate of what the
 // device model costs on top of the guest's RAM), the run state the anchor
-// publishes and its exit codes. Its backends build the device models' own
-// inputs: devicemodel/qemu (argv, -readconfig file, a QMP client) and
-// devicemodel/xl (the xl cfg, an xl driver and its runners);
-// devicemodel/taskspec builds the task's OCI spec and devicemodel/bundle
-// writes the task's bundle and is its poststop hook.
+// publishes and its exit codes, and the control protocol between the
+// anchor and the guest init of a container app inside a VM (Message, the
+// port names, AppExit, Outcome). Its backends build the device models' own
+// inputs: devicemodel/qemu (argv, -readconfig file, a QMP client; q35 and
+// arm64's virt) and devicemodel/xl (the xl cfg, an xl driver and its
+// runners); devicemodel/taskspec builds the task's OCI spec,
+// devicemodel/bundle writes the task's bundle (with a container app's
+// initramfs) and is its poststop hook, and devicemodel/guest is the guest
+// init.
 //
 // The VM description is JSON (see VM); Parse rejects unknown fields and
 // contradictions with an error that names the field.

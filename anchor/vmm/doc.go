@@ -19,6 +19,14 @@
 // ignored the powerdown, with EndForced; a device model that dies or a guest
 // that crashes, with EndCrashed and the reason in the run state.
 //
+// A container app's VM (VM.App) differs: before qemu starts the anchor
+// listens on the app's three port sockets, which qemu connects to; it
+// copies the app's stdout and stderr to its own, records the guest init's
+// started and exit messages (appPid, appExit) and acks the exit, passes
+// SIGTERM, SIGINT, SIGHUP and SIGQUIT on to the app as "signal N" (SIGTERM
+// and SIGINT still start the grace), and its Outcome's ExitCode is the
+// app's status.
+//
 // It must not know about OCI specs or the supervisor's state: its world is
 // the run directory and its children. It must stay small: moor-anchor
 // links it, and what it imports (libcontainer, a CLI framework, netlink,

@@ -21,6 +21,11 @@ func TestLeanDependencies(t *testing.T) {
 		"github.com/coreos/go-systemd",
 		"github.com/digitalocean/", // go-qemu, go-libvirt
 		"github.com/lf-edge/moor/supervisor",
+		"github.com/lf-edge/moor/lifecycle",
+		"github.com/lf-edge/moor/cgroup",
+		"github.com/lf-edge/moor/devicemodel/bundle",
+		"github.com/lf-edge/moor/initramfs",
+		"github.com/moby/sys/mountinfo",
 		"github.com/lf-edge/moor/devicemodel/taskspec",
 		"regexp",
 		"net/http",

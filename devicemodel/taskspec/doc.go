@@ -5,7 +5,9 @@
 // hypervisor needs, a memory limit of the guest's RAM plus the anchor tax,
 // a CPU quota of one CPU per vCPU, and the poststop hook "moor vm
 // poststop". The anchor is the lean moor-anchor when one is given, else
-// "moor anchor" from the moor binary.
+// "moor anchor" from the moor binary. For a container app (PlanApp) the
+// app's root and bind volumes are bind-mounted into the task and shared
+// with the guest over 9p, and the guest boots the app's initramfs.
 //
 // It is apart from devicemodel so that the anchor, which links
 // devicemodel, does not link the runtime spec.
