@@ -23,7 +23,10 @@ type ManagerOptions struct {
 	Root       string // state root; lifecycle.DefaultRoot when empty
 	Namespace  string // SystemNamespace when empty
 	Logs       TaskLogs
-	Logger     *slog.Logger
+	// Output, when set, is where tasks' output goes instead of Logs
+	// (a machine's console).
+	Output TaskOutput
+	Logger *slog.Logger
 	// LogCheck is how often task logs are checked for rotation; 1s when 0.
 	LogCheck time.Duration
 	// ProcRoot is procfs; anchor.ProcRoot when empty.
@@ -96,8 +99,11 @@ func NewManager(opts ManagerOptions) (*Manager, error) {
 	if opts.Notify == nil {
 		opts.Notify = func(state string) { _, _ = daemon.SdNotify(false, state) }
 	}
-	if opts.Logs.Dir == "" {
-		return nil, errors.New("manager: no log directory")
+	if opts.Output == nil {
+		if opts.Logs.Dir == "" {
+			return nil, errors.New("manager: no log directory")
+		}
+		opts.Output = opts.Logs
 	}
 	return &Manager{
 		opts:     opts,
@@ -226,7 +232,7 @@ func (m *Manager) loop(ctx context.Context, sigs <-chan os.Signal) error {
 			m.opts.Notify(daemon.SdNotifyWatchdog)
 		case <-logCheck.C:
 			for id := range m.services {
-				if err := m.opts.Logs.Rotate(id); err != nil {
+				if err := m.opts.Output.Rotate(id); err != nil {
 					m.log.Warn("rotate log", "id", id, "err", err)
 				}
 			}

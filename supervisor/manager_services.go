@@ -64,6 +64,7 @@ func (m *Manager) runOnboot(ctx context.Context, units []*Unit, sigs <-chan os.S
 		go func() { ex, _ := m.sup.Wait(ctx, u.ID); done <- ex }()
 		select {
 		case ex := <-done:
+			m.opts.Output.Flush(u.ID) // its output before what comes next
 			if ex != nil && ex.Code != 0 {
 				m.log.Error("onboot task failed", "id", u.ID, "code", ex.Code, "reason", ex.Reason, "signal", ex.Signal)
 			} else {
@@ -81,7 +82,7 @@ func (m *Manager) runOnboot(ctx context.Context, units []*Unit, sigs <-chan os.S
 
 // createAndStart makes one task of a unit, its output going to its log.
 func (m *Manager) createAndStart(ctx context.Context, u *Unit, restarts, failures int) bool {
-	logf, err := m.opts.Logs.Open(u.ID)
+	logf, err := m.opts.Output.Open(u.ID)
 	if err != nil {
 		m.log.Error("start task", "id", u.ID, "err", err)
 		return false

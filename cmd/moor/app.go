@@ -39,7 +39,7 @@ func newApp() *cli.App {
 	app.Commands = []cli.Command{
 		specCommand, createCommand, startCommand, stateCommand, killCommand,
 		deleteCommand, runCommand, listCommand, psCommand, execCommand,
-		pauseCommand, resumeCommand, featuresCommand, eventsCommand, stopCommand, superviseCommand, updateCommand,
+		pauseCommand, resumeCommand, featuresCommand, eventsCommand, stopCommand, superviseCommand, initramfsCommand, updateCommand,
 		anchorCommand, vmCommand,
 		infoCommand, hookCommand,
 	}

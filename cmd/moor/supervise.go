@@ -2,20 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 
 	"github.com/docker/go-units"
 	"github.com/urfave/cli"
-	"golang.org/x/sys/unix"
 
-	"github.com/lf-edge/moor/nsutil"
 	"github.com/lf-edge/moor/supervisor"
+	"github.com/lf-edge/moor/supervisor/machine"
 )
-
-// initialPidNSInode is the inode of the host's own PID namespace.
-const initialPidNSInode = 0xEFFFFFFC
 
 var superviseCommand = cli.Command{
 	Name:  "supervise",
@@ -24,10 +21,17 @@ var superviseCommand = cli.Command{
 and keeps them, in task namespace services.linuxkit (unless --namespace says
 otherwise). Signals: TERM, INT, PWR shut down in order; HUP re-reads DIR;
 USR1 writes a status dump. As PID 1 with no arguments moor runs
-"supervise --containers /containers".`,
+"supervise --containers /containers".
+
+As PID 1 of the initial PID namespace (the kernel's /init) it is the
+machine's init: it mounts /proc, /sys, /dev, /run, /tmp and the cgroup
+hierarchies, logs to /dev/console and, without --log-dir, sends each
+task's output there prefixed with its name; SIGTERM, SIGINT (Ctrl-Alt-Del),
+SIGPWR and the power button power the machine off after the shutdown,
+SIGUSR2 restarts it.`,
 	Flags: []cli.Flag{
 		cli.StringFlag{Name: "containers", Value: "/containers", Usage: "the containers tree"},
-		cli.StringFlag{Name: "log-dir", Value: "/var/log/moor", Usage: "where each task's output goes (<id>.log)"},
+		cli.StringFlag{Name: "log-dir", Value: "/var/log/moor", Usage: "where each task's output goes (<id>.log); a machine's init without it sends the output to the console"},
 		cli.StringFlag{Name: "log-max-size", Value: "1MiB", Usage: "rotate a task's log past this size"},
 		cli.IntFlag{Name: "log-keep", Value: 3, Usage: "rotated logs kept per task"},
 	},
@@ -47,31 +51,26 @@ USR1 writes a status dump. As PID 1 with no arguments moor runs
 		if ctx.GlobalIsSet("namespace") {
 			ns = ctx.GlobalString("namespace")
 		}
-		m, err := supervisor.NewManager(supervisor.ManagerOptions{
+		opts := supervisor.ManagerOptions{
 			Containers:   ctx.String("containers"),
 			Root:         ctx.GlobalString("root"),
 			Namespace:    ns,
 			Logs:         supervisor.TaskLogs{Dir: ctx.String("log-dir"), MaxBytes: maxSize, Keep: ctx.Int("log-keep")},
 			Logger:       logger,
 			CgroupParent: ctx.GlobalString("cgroup-parent"),
-		})
+		}
+		if os.Getpid() == 1 {
+			// The machine's init never returns; PID 1 of a PID namespace
+			// gets ErrNotInit and supervises as any other process.
+			err := machine.Boot(machine.Options{Manager: opts, Console: !ctx.IsSet("log-dir"), Debug: ctx.GlobalBool("debug")})
+			if !errors.Is(err, machine.ErrNotInit) {
+				return err
+			}
+		}
+		m, err := supervisor.NewManager(opts)
 		if err != nil {
 			return err
 		}
-		if err := m.Run(context.Background()); err != nil {
-			return err
-		}
-		if os.Getpid() == 1 && hostPidNS() {
-			unix.Sync()
-			return unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
-		}
-		return nil
+		return m.Run(context.Background())
 	},
-}
-
-// hostPidNS reports whether this process is in the host's PID namespace:
-// only there does PID 1 power the machine off.
-func hostPidNS() bool {
-	ino, err := nsutil.Inode("/proc/self/ns/pid")
-	return err == nil && ino == initialPidNSInode
 }

@@ -1,0 +1,100 @@
+package machine
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
+)
+
+const machineMounts = `1 1 0:2 / / rw - rootfs rootfs rw
+25 1 0:26 / / rw - tmpfs tmpfs rw
+26 25 0:5 / /proc rw - proc proc rw
+27 25 0:6 / /sys rw - sysfs sysfs rw
+28 25 0:7 / /dev rw - devtmpfs dev rw
+29 28 0:8 / /dev/pts rw - devpts devpts rw
+30 27 0:9 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
+`
+
+func TestUnmountOrder(t *testing.T) {
+	ms, err := mountinfo.GetMountsFromReader(strings.NewReader(machineMounts), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/sys/fs/cgroup", "/dev/pts", "/dev", "/sys", "/proc"}
+	if got := UnmountOrder(ms); !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// TestUnmountAll: the last mounted first; what will not unmount is
+// remounted read-only, the root last.
+func TestUnmountAll(t *testing.T) {
+	m, fs, log := newTestMachine(t, "")
+	writeFiles(t, m.root, map[string]string{"proc/self/mountinfo": machineMounts})
+	fs.fail["unmount /dev"] = unix.EBUSY
+	m.unmountAll()
+	want := []string{
+		"unmount /sys/fs/cgroup", "unmount /dev/pts", "unmount /dev", "mount  /dev  0x21 ", "unmount /sys", "unmount /proc",
+		"mount  /  0x21 ",
+	}
+	if got := fs.got(); !slices.Equal(got, want) {
+		t.Errorf("calls:\n%q\nwant:\n%q", got, want)
+	}
+	if !strings.Contains(log.String(), "unmounted=4 read_only=2") {
+		t.Errorf("log:\n%s", log)
+	}
+}
+
+// TestHaltCalls: stray processes get SIGTERM, and SIGKILL only when some
+// are left; each action has its reboot(2) command.
+func TestHaltCalls(t *testing.T) {
+	m, fs, _ := newTestMachine(t, "")
+	writeFiles(t, m.root, map[string]string{"proc/self/mountinfo": "1 1 0:2 / / rw - tmpfs tmpfs rw\n"})
+	m.killAll()
+	if got := fs.got(); !slices.Equal(got, []string{"killall SIGTERM"}) {
+		t.Errorf("with no child left: %q, want SIGTERM alone", got)
+	}
+	for _, c := range []struct {
+		a    Action
+		want int
+	}{{PowerOff, unix.LINUX_REBOOT_CMD_POWER_OFF}, {Restart, unix.LINUX_REBOOT_CMD_RESTART}} {
+		if c.a.rebootCmd() != c.want {
+			t.Errorf("%v: reboot command %#x, want %#x", c.a, c.a.rebootCmd(), c.want)
+		}
+	}
+}
+
+func TestActionOf(t *testing.T) {
+	for sig, want := range map[unix.Signal]struct {
+		a  Action
+		ok bool
+	}{
+		unix.SIGTERM: {PowerOff, true}, unix.SIGINT: {PowerOff, true}, unix.SIGPWR: {PowerOff, true},
+		RestartSignal: {Restart, true}, unix.SIGHUP: {PowerOff, false}, unix.SIGUSR1: {PowerOff, false},
+	} {
+		if a, ok := actionOf(sig); a != want.a || ok != want.ok {
+			t.Errorf("%v: %v %v, want %v %v", sig, a, ok, want.a, want.ok)
+		}
+	}
+}
+
+// TestBootRefuses: in a process that is not PID 1 of the initial PID
+// namespace, Boot refuses and changes nothing.
+func TestBootRefuses(t *testing.T) {
+	if err := Boot(Options{}); !errors.Is(err, ErrNotInit) {
+		t.Fatalf("Boot in a test process: %v, want ErrNotInit", err)
+	}
+	for _, c := range []struct {
+		pid  int
+		ino  uint64
+		want bool
+	}{{1, initialPidNSInode, true}, {1, 4026532000, false}, {2, initialPidNSInode, false}, {1, 0, false}} {
+		if got := isInitialPidNS(c.pid, c.ino); got != c.want {
+			t.Errorf("isInitialPidNS(%d, %#x) = %v", c.pid, c.ino, got)
+		}
+	}
+}
