@@ -35,6 +35,13 @@ func (s Store) updateParents(fn func(parents []string) []string) error {
 		return fmt.Errorf("cgroup parents: lock: %w", err)
 	}
 	file := filepath.Join(s.Root, parentsFile)
+	// A writer killed halfway left its temporary file; under the lock,
+	// every one there is such a leftover.
+	if stale, _ := filepath.Glob(filepath.Join(s.Root, "."+parentsFile+".*")); len(stale) > 0 {
+		for _, f := range stale {
+			_ = os.Remove(f)
+		}
+	}
 	var parents []string
 	b, err := os.ReadFile(file)
 	switch {

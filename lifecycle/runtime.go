@@ -3,6 +3,8 @@ package lifecycle
 import (
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/configs"
+
+	"github.com/lf-edge/moor/anchor"
 )
 
 // Runtime makes and finds the containers of tasks: the seam between the
@@ -79,4 +81,24 @@ func (c lcContainer) Run(p *libcontainer.Process) (int, error) {
 		return 0, err
 	}
 	return p.Pid()
+}
+
+// Status is libcontainer's, but for a start cut short after the anchor
+// was let go and before libcontainer removed its exec fifo: the fifo says
+// created, the anchor runs the task already (it is no longer "<binary>
+// init").
+func (c lcContainer) Status() (libcontainer.Status, error) {
+	st, err := c.Container.Status()
+	if err != nil || st != libcontainer.Created {
+		return st, err
+	}
+	state, err := c.Container.State()
+	if err != nil {
+		return st, nil
+	}
+	args, err := anchor.ReadCmdline(anchor.ProcRoot, state.InitProcessPid)
+	if err == nil && len(args) >= 2 && args[1] != "init" {
+		return libcontainer.Running, nil
+	}
+	return st, nil
 }

@@ -56,6 +56,11 @@ func ValidateSpec(s *specs.Spec) error {
 	if err := validateProcessNames(s.Process); err != nil {
 		return err
 	}
+	if name, ok := s.Annotations[StopSignalAnnotation]; ok {
+		if _, err := ParseSignal(name); err != nil {
+			return specErr("annotations."+StopSignalAnnotation, "%q: %v", name, err)
+		}
+	}
 	if s.Linux == nil {
 		return specErr("linux", "must be set")
 	}
@@ -177,6 +182,9 @@ func validateMemory(m *specs.LinuxMemory) error {
 	return nil
 }
 
+// maxCPUQuota is the largest CFS quota the kernel takes (µs).
+const maxCPUQuota = 1<<44 - 1
+
 // validateCPU checks a CPU section's values; 0 means unset, as in runc.
 func validateCPU(c *specs.LinuxCPU) error {
 	const field = "linux.resources.cpu"
@@ -189,8 +197,8 @@ func validateCPU(c *specs.LinuxCPU) error {
 	if c.Period != nil && *c.Period != 0 && (*c.Period < 1000 || *c.Period > 1000000) {
 		return specErr(field+".period", "%d: must be 1000 to 1000000 microseconds", *c.Period)
 	}
-	if c.Quota != nil && *c.Quota != -1 && *c.Quota != 0 && *c.Quota < 1000 {
-		return specErr(field+".quota", "%d: must be -1 or at least 1000 microseconds", *c.Quota)
+	if c.Quota != nil && *c.Quota != -1 && *c.Quota != 0 && (*c.Quota < 1000 || *c.Quota > maxCPUQuota) {
+		return specErr(field+".quota", "%d: must be -1 or 1000 to %d microseconds", *c.Quota, maxCPUQuota)
 	}
 	if c.Cpus != "" {
 		if _, err := cpulist.Parse(c.Cpus); err != nil {

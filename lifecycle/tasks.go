@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -129,35 +128,42 @@ func (s *Tasks) Resolve(ref string) (*Record, error) {
 	return s.loadRecord(id)
 }
 
-// resolveID turns a task reference into the task's ID; a reference by
-// anchor PID also gives the record it read on the way.
+// resolveID turns a task reference into the task's ID by the one rule,
+// ResolveRef; a reference by anchor PID also gives the record it read on
+// the way. A name is taken while moor's record or libcontainer's state of
+// it exists.
 func (s *Tasks) resolveID(ref string) (string, *Record, error) {
-	if ref == "" {
-		return "", nil, fmt.Errorf("empty task id: %w", ErrNotExist)
-	}
-	if CheckID(ref) == nil {
-		if _, err := os.Stat(s.store.Dir(s.opts.Namespace, ref)); err == nil {
-			return ref, nil, nil
+	exists := func(id string) bool {
+		for _, dir := range []string{s.store.Dir(s.opts.Namespace, id), s.store.ContainerDir(s.opts.Namespace, id)} {
+			if _, err := os.Stat(dir); err == nil {
+				return true
+			}
 		}
+		return false
 	}
-	pid, err := strconv.Atoi(ref)
-	if err != nil || pid <= 0 {
-		return "", nil, fmt.Errorf("%q in namespace %s: %w", ref, s.opts.Namespace, ErrNotExist)
+	var found *Record
+	anchorOf := func(pid int) (string, error) {
+		ids, err := s.store.IDs(s.opts.Namespace)
+		if err != nil {
+			return "", err
+		}
+		for _, id := range ids {
+			rec, err := s.store.Load(s.opts.Namespace, id)
+			if err != nil || rec.Anchor.PID != pid || rec.Exit != nil {
+				continue
+			}
+			if rec.Anchor.Check(s.opts.ProcRoot) == nil {
+				found = rec
+				return id, nil
+			}
+		}
+		return "", nil
 	}
-	ids, err := s.store.IDs(s.opts.Namespace)
+	id, err := ResolveRef(ref, exists, anchorOf)
 	if err != nil {
-		return "", nil, fmt.Errorf("resolve task %s: %w", ref, err)
+		return "", nil, fmt.Errorf("namespace %s: %w", s.opts.Namespace, err)
 	}
-	for _, id := range ids {
-		rec, err := s.store.Load(s.opts.Namespace, id)
-		if err != nil || rec.Anchor.PID != pid || rec.Exit != nil {
-			continue
-		}
-		if rec.Anchor.Check(s.opts.ProcRoot) == nil {
-			return id, rec, nil
-		}
-	}
-	return "", nil, fmt.Errorf("%q in namespace %s: no task by that name, nor a live anchor of that pid: %w", ref, s.opts.Namespace, ErrNotExist)
+	return id, found, nil
 }
 
 // loadRecord reads a task's record, rebuilding one that cannot be read.
