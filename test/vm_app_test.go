@@ -260,6 +260,9 @@ func TestVMAppSIGTERM(t *testing.T) {
 	if took > grace {
 		t.Errorf("the task took %v to stop, more than the grace %v", took, grace)
 	}
+	if !strings.Contains(v.output(), "end=poweroff") {
+		t.Errorf("the guest did not power off:\n%s", v.output())
+	}
 	if b, err := os.ReadFile(filepath.Join(data, "trap")); err != nil || string(b) != "trapped\n" {
 		t.Errorf("the app's trap left %q, %v in the volume", b, err)
 	}

@@ -77,6 +77,10 @@ func Run(ctx context.Context, o Options) (devicemodel.Outcome, error) {
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGUSR1, unix.SIGUSR2)
 	if o.VM.App {
 		signal.Notify(sigs, appSignals...)
+		// The app's output goes to the anchor's stdout and stderr: a
+		// write to a pipe whose reader went must fail, not kill the
+		// anchor (Go's default for SIGPIPE on fds 1 and 2).
+		signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
 	}
 	defer signal.Stop(sigs)
 	rp := reaper.NewReaper()

@@ -68,11 +68,21 @@ func (a *appChannel) accept(ctx context.Context, stdout, stderr io.Writer) error
 		go func(c net.Conn) {
 			defer a.copies.Done()
 			defer c.Close()
-			_, _ = io.Copy(w, c)
+			_, _ = io.Copy(keepReading{w}, c)
 		}(conns[i+1])
 	}
 	go a.read(conns[0])
 	return nil
+}
+
+// keepReading writes to w and drops what w refuses (a pipe its reader
+// closed), so that the app's output is still read: a port nobody reads
+// would block the app.
+type keepReading struct{ w io.Writer }
+
+func (k keepReading) Write(p []byte) (int, error) {
+	_, _ = k.w.Write(p)
+	return len(p), nil
 }
 
 func (a *appChannel) close() {
