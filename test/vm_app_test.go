@@ -235,7 +235,8 @@ func TestVMAppVolumeAndReadOnlyRoot(t *testing.T) {
 // TestVMAppSIGTERM: SIGTERM to the anchor reaches the app inside, whose
 // trap writes to the volume and exits 3; the guest powers off and the task
 // ends within the grace with the app's status. While the app runs, the
-// test measures qemu (with two 9p shares) against the anchor tax.
+// test measures qemu (with two 9p shares) against the anchor tax, and
+// pauses and resumes the guest with SIGUSR1 and SIGUSR2.
 func TestVMAppSIGTERM(t *testing.T) {
 	const grace = 15 * time.Second
 	app, data := appBundle(t, "trap 'echo trapped > "+appMount+"/trap; exit 3' TERM; echo MOOR-APP-READY; "+
@@ -249,6 +250,11 @@ func TestVMAppSIGTERM(t *testing.T) {
 		t.Fatalf("run state of the running app %+v, want an appPid and no appExit", st.VM)
 	}
 	measureAppTax(t, v)
+	// SIGUSR1 and SIGUSR2 still pause and resume the guest.
+	signalPID(t, v.PID, unix.SIGUSR1)
+	v.waitRunState(t, 10*time.Second, "guest paused", func(s *devicemodel.RunState) bool { return s.State == devicemodel.GuestPaused })
+	signalPID(t, v.PID, unix.SIGUSR2)
+	v.waitRunState(t, 10*time.Second, "guest running again", func(s *devicemodel.RunState) bool { return s.State == devicemodel.GuestRunning })
 
 	t0 := time.Now()
 	signalPID(t, v.PID, unix.SIGTERM)
