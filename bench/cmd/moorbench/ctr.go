@@ -48,14 +48,10 @@ func benchCtr(ctx context.Context, rts []*ociRuntime, dir, rootfs string, warmup
 		return res, nil, err
 	}
 	defer func() {
-		found, rerr := d.RemoveAll(context.WithoutCancel(ctx))
-		for _, f := range found {
-			leaks = append(leaks, "containerd container "+f)
-		}
-		more, cerr := d.Remove()
+		more, rerr := removeDaemon(ctx, d)
 		leaks = append(leaks, more...)
 		if err == nil {
-			err = errors.Join(rerr, cerr)
+			err = rerr
 		}
 	}()
 	out, err := d.Ctr(ctx, "version").Output()
@@ -103,6 +99,19 @@ func ctrRunRm(ctx context.Context, d *containerd.Daemon, name, bin, id string) (
 		return 0, fmt.Errorf("ctr run --rm %s: %w: %s", id, err, stderr.String())
 	}
 	return dur, nil
+}
+
+// removeDaemon removes the containers left in a private containerd, then
+// the daemon and its directory; what had to be removed is returned as
+// leaks.
+func removeDaemon(ctx context.Context, d *containerd.Daemon) ([]string, error) {
+	found, rerr := d.RemoveAll(context.WithoutCancel(ctx))
+	var leaks []string
+	for _, f := range found {
+		leaks = append(leaks, "containerd container "+f)
+	}
+	more, cerr := d.Remove()
+	return append(leaks, more...), errors.Join(rerr, cerr)
 }
 
 // serverVersion is the server's version in `ctr version` output.

@@ -85,6 +85,17 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "  qemu (the device model, not the anchor): RSS %d KiB\n", a.QemuRSSKiB)
 	fmt.Fprintf(w, "  reference: containerd's runc shim costs per task 13.5 MiB RSS (3 MiB Pss), 12 threads\n\n")
 
+	if t := r.Tree20; t != nil {
+		fmt.Fprintf(w, "a tree of %d services on the host, first process to every service running (services: sh waiting)\n", tree20Services)
+		fmt.Fprintf(w, "  moor supervise:       %6.2f s, resident besides the services: %6d KiB (the supervisor)\n", t.MoorS, t.MoorRSSKiB)
+		fmt.Fprintf(w, "  containerd + ctr:     %6.2f s (daemon up in %.2f s), resident: %6d KiB (daemon %d KiB + %d shims %d KiB)\n",
+			t.ContainerdS, t.ContainerdUpS, t.ContainerdTotal, t.ContainerdRSS, t.Shims, t.ShimsRSSKiB)
+		fmt.Fprintf(w, "  moor/containerd:      time %.2f, RSS %.2f\n\n", t.MoorS/t.ContainerdS, float64(t.MoorRSSKiB)/float64(t.ContainerdTotal))
+	}
+	if m := r.Init; m != nil {
+		fmt.Fprintf(w, "moor as a machine's init (qemu TCG, 256 MiB, kernel %s; one onboot task, two services)\n", m.Kernel)
+		fmt.Fprintf(w, "  every service running at kernel uptime %d ms; moor's RSS as PID 1 then: %d KiB\n\n", m.BootReadyMS, m.PID1RSSKiB)
+	}
 	line := r.jsonLine()
 	for k, v := range line {
 		if _, err := json.Marshal(v); err != nil {
@@ -155,6 +166,14 @@ func (r *report) jsonLine() map[string]any {
 			ctr[n] = round2(c[n].median())
 		}
 		line["ctr_run_rm_ms"] = ctr
+	}
+	if t := r.Tree20; t != nil {
+		line["tree20"] = map[string]any{"moor_s": round2(t.MoorS), "containerd_s": round2(t.ContainerdS),
+			"moor_rss_kib": t.MoorRSSKiB, "containerd_rss_kib": t.ContainerdTotal}
+	}
+	if m := r.Init; m != nil {
+		line["boot_ready_ms"] = m.BootReadyMS
+		line["pid1_rss_kib"] = m.PID1RSSKiB
 	}
 	return line
 }

@@ -30,6 +30,8 @@ type report struct {
 	Inproc   inprocResult
 	Anchor   anchorResult
 	Ctr      ctrResult
+	Tree20   *tree20Result
+	Init     *machineResult // moor as a machine's init
 	Leaks    []string
 }
 
@@ -38,7 +40,7 @@ func runWorker(args []string) (err error) {
 	moorBin := fs.String("moor", "bin/moor", "the moor binary under test")
 	rounds := fs.Int("rounds", 30, "measured rounds of each CLI benchmark")
 	warmup := fs.Int("warmup", 3, "warm-up rounds, not kept")
-	only := fs.String("only", "", "run only these phases (comma-separated: cli, inproc, anchor, ctr); the table then lacks the others")
+	only := fs.String("only", "", "run only these phases (comma-separated: cli, inproc, anchor, ctr, tree20, machine); the table then lacks the others")
 	profile := fs.Int("profile", 10, "in-process starts in each mode whose steps are timed")
 	verbose := fs.Bool("v", false, "also print where the anchor's resident memory is")
 	if err := fs.Parse(args); err != nil {
@@ -140,6 +142,23 @@ func runWorker(args []string) (err error) {
 		if err != nil {
 			return err
 		}
+	}
+	if want("tree20") {
+		phase("tree20: %d services started by moor supervise, and by containerd with ctr run -d", tree20Services)
+		res, leaks, err := benchTree20(ctx, bin, tmp, state)
+		rep.Leaks = append(rep.Leaks, leaks...)
+		if err != nil {
+			return err
+		}
+		rep.Tree20 = &res
+	}
+	if want("machine") {
+		phase("machine: moor as /init of a qemu TCG guest (Debian's kernel), boot to every service running")
+		res, err := benchMachine(ctx, bin, filepath.Join(tmp, "machine"))
+		if err != nil {
+			return err
+		}
+		rep.Init = &res
 	}
 	rep.print(os.Stdout)
 	return nil
