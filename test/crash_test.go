@@ -202,9 +202,28 @@ const createdAnchorComm = "runc:[2:INIT]"
 
 // checkTruthful checks that state and list agree with each other and with
 // what is on disk and alive: a task moor shows has its directory, a live
-// status has a live anchor, and a task moor does not show has no directory
-// that would block its name.
+// status has a live anchor (a created one still waits for start), and a
+// task moor does not show has no directory that would block its name.
+// The anchor may end after the crash by itself (an init whose start was
+// killed loses the reader of its exec fifo, and exits), so state gets a
+// few seconds to catch up with it.
 func checkTruthful(t *testing.T, id string) {
+	t.Helper()
+	var why string
+	defer func() {
+		if t.Failed() && why != "" {
+			t.Logf("state and the facts disagree: %s", why)
+		}
+	}()
+	waitFor(t, 5*time.Second, "state and list to tell the truth about "+id, func() bool {
+		why = disagreement(t, id)
+		return why == ""
+	})
+}
+
+// disagreement says how state and list disagree with each other or with
+// the facts ("" when they agree).
+func disagreement(t *testing.T, id string) string {
 	t.Helper()
 	dir := filepath.Join(stateRoot, "default", id)
 	_, statErr := os.Stat(dir)
@@ -216,27 +235,26 @@ func checkTruthful(t *testing.T, id string) {
 		if err := json.Unmarshal([]byte(r.Stdout), &st); err != nil {
 			t.Fatalf("state after the crash: %v: %v", r, err)
 		}
-		if !listed {
-			t.Errorf("state shows %s %s, list does not show it", id, st.Status)
-		}
 		live := st.Status == lifecycle.Created || st.Status == lifecycle.Running || st.Status == lifecycle.Paused
-		if live && !alive(st.PID) {
-			t.Errorf("state says %s with anchor %d, which is not alive", st.Status, st.PID)
-		}
-		// A created task's anchor is libcontainer's init, waiting for
-		// start; once it runs the task's process, the task runs.
-		if comm := procComm(st.PID); st.Status == lifecycle.Created && comm != createdAnchorComm {
-			t.Errorf("state says created, yet anchor %d runs %q, not libcontainer's waiting init", st.PID, comm)
+		switch comm := procComm(st.PID); {
+		case !listed:
+			return fmt.Sprintf("state shows %s %s, list does not show it", id, st.Status)
+		case live && !alive(st.PID):
+			return fmt.Sprintf("state says %s with anchor %d, which is not alive", st.Status, st.PID)
+		case st.Status == lifecycle.Created && comm != createdAnchorComm:
+			// Once libcontainer's init runs the task's process, the task runs.
+			return fmt.Sprintf("state says created, yet anchor %d runs %q, not libcontainer's waiting init", st.PID, comm)
 		}
 		t.Logf("after the crash: %s, pid %d", st.Status, st.PID)
+		return ""
 	case strings.Contains(r.Stderr, "no such task"):
 		if listed {
-			t.Errorf("state says no such task %s, list shows it", id)
+			return fmt.Sprintf("state says no such task %s, list shows it", id)
 		}
 		if statErr == nil {
-			t.Errorf("state says no such task %s, yet its directory %s is there %s: the name is blocked", id, dir, dirList(dir))
+			return fmt.Sprintf("state says no such task %s, yet its directory %s is there %s: the name is blocked", id, dir, dirList(dir))
 		}
-	default:
-		t.Errorf("state after the crash: %v, want the task's state or no such task", r)
+		return ""
 	}
+	return fmt.Sprintf("state after the crash: %v, want the task's state or no such task", r)
 }
