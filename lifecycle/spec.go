@@ -56,6 +56,11 @@ func ValidateSpec(s *specs.Spec) error {
 	if err := validateProcessNames(s.Process); err != nil {
 		return err
 	}
+	for _, kv := range s.Process.Env {
+		if name, _, ok := strings.Cut(kv, "="); !ok || name == "" {
+			return specErr("process.env", "%q: want NAME=value", kv)
+		}
+	}
 	if name, ok := s.Annotations[StopSignalAnnotation]; ok {
 		if _, err := ParseSignal(name); err != nil {
 			return specErr("annotations."+StopSignalAnnotation, "%q: %v", name, err)

@@ -38,11 +38,18 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9_+.-]+$`)
 // element, as containerd's namespaces are.
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 
+// MaxIDLen is the longest task ID: a task's ID names its directories
+// and its cgroup, and a file name has at most 255 bytes.
+const MaxIDLen = 255
+
 // CheckID accepts a task ID as libcontainer does: letters, digits and _+.-,
-// not "." or "..".
+// not "." or "..", at most MaxIDLen long.
 func CheckID(id string) error {
 	if id == "" || !idPattern.MatchString(id) || id == "." || id == ".." {
 		return fmt.Errorf("task id %q: want letters, digits and _+.- only", id)
+	}
+	if len(id) > MaxIDLen {
+		return fmt.Errorf("task id of %d bytes: want at most %d", len(id), MaxIDLen)
 	}
 	return nil
 }
