@@ -63,6 +63,9 @@ type Manager struct {
 
 	services map[string]*service
 	order    []string // service IDs, in start order
+	// rereadAfterBoot: a SIGHUP came during onboot; the tree is re-read
+	// once the services are started.
+	rereadAfterBoot bool
 
 	mu    sync.Mutex
 	queue []func()
@@ -181,6 +184,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	m.opts.Notify(daemon.SdNotifyReady)
 	m.log.Info("services started", "count", len(m.services))
+	if m.rereadAfterBoot {
+		m.reconcile(ctx)
+	}
 	return m.loop(ctx, sigs)
 }
 

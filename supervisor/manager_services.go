@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"golang.org/x/sys/unix"
 
 	"github.com/lf-edge/moor/anchor"
 	"github.com/lf-edge/moor/atomicfile"
@@ -62,22 +63,44 @@ func (m *Manager) runOnboot(ctx context.Context, units []*Unit, sigs <-chan os.S
 		}
 		done := make(chan *lifecycle.Exit, 1)
 		go func() { ex, _ := m.sup.Wait(ctx, u.ID); done <- ex }()
-		select {
-		case ex := <-done:
-			m.opts.Output.Flush(u.ID) // its output before what comes next
-			if ex != nil && ex.Code != 0 {
-				m.log.Error("onboot task failed", "id", u.ID, "code", ex.Code, "reason", ex.Reason, "signal", ex.Signal)
-			} else {
-				m.log.Info("onboot task done", "id", u.ID)
-			}
-		case sig := <-sigs:
-			m.log.Info("shutting down during onboot", "signal", sig, "onboot", u.ID)
+		ex, ok := m.awaitOnboot(u.ID, done, sigs)
+		if !ok {
 			m.removeTask(ctx, u.ID, u.StopTimeout)
 			return false
+		}
+		m.opts.Output.Flush(u.ID) // its output before what comes next
+		if ex != nil && ex.Code != 0 {
+			m.log.Error("onboot task failed", "id", u.ID, "code", ex.Code, "reason", ex.Reason, "signal", ex.Signal)
+		} else {
+			m.log.Info("onboot task done", "id", u.ID)
 		}
 		m.removeTask(ctx, u.ID, u.StopTimeout)
 	}
 	return true
+}
+
+// awaitOnboot waits for the onboot task id to exit; ok is false when a
+// shutdown signal came first. Meanwhile SIGUSR1 writes a status dump and
+// SIGHUP is kept for once the services are started (the tree is re-read
+// then): neither ends the boot.
+func (m *Manager) awaitOnboot(id string, done <-chan *lifecycle.Exit, sigs <-chan os.Signal) (ex *lifecycle.Exit, ok bool) {
+	for {
+		select {
+		case ex := <-done:
+			return ex, true
+		case sig := <-sigs:
+			switch sig {
+			case unix.SIGUSR1:
+				m.dump()
+			case unix.SIGHUP:
+				m.log.Info("SIGHUP during onboot: the tree is re-read once the services are started", "onboot", id)
+				m.rereadAfterBoot = true
+			default:
+				m.log.Info("shutting down during onboot", "signal", sig, "onboot", id)
+				return nil, false
+			}
+		}
+	}
 }
 
 // createAndStart makes one task of a unit, its output going to its log.

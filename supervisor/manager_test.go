@@ -304,6 +304,31 @@ func TestShutdownDuringOnboot(t *testing.T) {
 	}
 }
 
+// TestSignalsDuringOnboot: SIGUSR1 and SIGHUP while an onboot task runs
+// do not end the boot: the dump is written, the onboot task runs to its
+// end, the services start, and the tree is re-read then (a service added
+// meanwhile starts too).
+func TestSignalsDuringOnboot(t *testing.T) {
+	r := newRig(t)
+	r.add(t, "onboot", "001-waits", "while [ ! -e "+filepath.Join(r.shared, "go")+" ]; do sleep 0.01; done", nil)
+	r.add(t, "services", "svc", sleeper, nil)
+	r.run(t)
+	r.running(t, "waits", 0)
+	r.signal(t, unix.SIGUSR1)
+	r.log.wait(t, 1, "status", "waits")
+	r.add(t, "services", "late", sleeper, nil)
+	r.signal(t, unix.SIGHUP)
+	r.log.wait(t, 1, "SIGHUP during onboot: the tree is re-read once the services are started", "")
+	if err := os.WriteFile(filepath.Join(r.shared, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.ready(t)
+	r.log.wait(t, 1, "onboot task done", "waits")
+	r.running(t, "svc", 0)
+	r.running(t, "late", 0)
+	r.stop(t)
+}
+
 // TestShutdown: SIGTERM stops the services in reverse start order, each
 // by its stop signal; none is restarted, whatever its policy; nothing is
 // left.

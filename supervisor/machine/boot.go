@@ -150,7 +150,8 @@ func (m *machine) run(opts Options, log *slog.Logger, con *supervisor.Console) A
 		out = supervisor.NewConsoleOutput(con)
 		mo.Output = out
 	}
-	sigs, action := m.signals()
+	sigs, action, stop := m.signals()
+	defer stop()
 	mo.Signals = sigs
 	mo.Notify = m.notify
 	err := guarded(func() error {
@@ -182,8 +183,8 @@ func guarded(fn func() error) (err error) {
 
 // signals forwards the process's signals, and power-button presses as
 // SIGPWR, to the init system; action is what the first that ends the
-// machine asked for.
-func (m *machine) signals() (sigs <-chan os.Signal, action func() Action) {
+// machine asked for; stop ends the process's signals' delivery.
+func (m *machine) signals() (sigs <-chan os.Signal, action func() Action, stop func()) {
 	in := make(chan os.Signal, 8)
 	signal.Notify(in, unix.SIGTERM, unix.SIGINT, unix.SIGPWR, unix.SIGHUP, unix.SIGUSR1, RestartSignal)
 	out := make(chan os.Signal, 8)
@@ -209,7 +210,7 @@ func (m *machine) signals() (sigs <-chan os.Signal, action func() Action) {
 			return Action(a)
 		}
 		return PowerOff
-	}
+	}, func() { signal.Stop(in) }
 }
 
 // notify takes the init system's sd_notify states: at READY=1, every

@@ -2,12 +2,16 @@ package machine
 
 import (
 	"errors"
+	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
+
+	"github.com/lf-edge/moor/supervisor"
 )
 
 const machineMounts = `1 1 0:2 / / rw - rootfs rootfs rw
@@ -96,5 +100,48 @@ func TestBootRefuses(t *testing.T) {
 		if got := isInitialPidNS(c.pid, c.ino); got != c.want {
 			t.Errorf("isInitialPidNS(%d, %#x) = %v", c.pid, c.ino, got)
 		}
+	}
+}
+
+// TestInitSystemFailure: an init system that cannot run (here: no output
+// for its tasks) is logged and powers the machine off; a panic of its
+// loop becomes an error with its stack.
+func TestInitSystemFailure(t *testing.T) {
+	m, _, log := newTestMachine(t, "")
+	if a := m.run(Options{}, slog.New(slog.NewTextHandler(log, nil)), supervisor.NewConsole(log)); a != PowerOff {
+		t.Errorf("action %v, want poweroff", a)
+	}
+	if !strings.Contains(log.String(), `msg="the init system failed: powering off"`) {
+		t.Errorf("log:\n%s", log)
+	}
+	err := guarded(func() error { panic("the loop broke") })
+	if err == nil || !strings.Contains(err.Error(), "panic: the loop broke") || !strings.Contains(err.Error(), "guarded") {
+		t.Errorf("guarded panic: %v, want the panic and its stack", err)
+	}
+}
+
+// TestSignalsAction: the first signal that ends the machine says how;
+// SIGHUP and SIGUSR1 pass through and decide nothing; a power-button
+// press arrives as SIGPWR.
+func TestSignalsAction(t *testing.T) {
+	m, _, _ := newTestMachine(t, "")
+	m.button = make(chan struct{}, 1)
+	sigs, action, stop := m.signals()
+	defer stop()
+	if err := unix.Kill(os.Getpid(), unix.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-sigs; got != unix.SIGHUP || action() != PowerOff {
+		t.Fatalf("SIGHUP came as %v, action %v", got, action())
+	}
+	if err := unix.Kill(os.Getpid(), RestartSignal); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-sigs; got != RestartSignal || action() != Restart {
+		t.Fatalf("SIGUSR2 came as %v, action %v", got, action())
+	}
+	m.button <- struct{}{}
+	if got := <-sigs; got != unix.SIGPWR || action() != Restart {
+		t.Fatalf("the power button came as %v, action %v (the first that ends the machine decides)", got, action())
 	}
 }
