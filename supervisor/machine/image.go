@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/lf-edge/moor/initramfs"
 )
@@ -84,8 +87,9 @@ func checkStatic(bin string) error {
 	return nil
 }
 
-// addTree adds the directory src at dst: directories, files and symbolic
-// links; anything else is an error naming it.
+// addTree adds the directory src at dst: directories, files, symbolic
+// links and device nodes, owned by root, with their permission bits;
+// anything else (a FIFO, a socket) is an error naming it.
 func addTree(a *initramfs.Archive, src, dst string) error {
 	fi, err := os.Stat(src)
 	if err != nil || !fi.IsDir() {
@@ -111,8 +115,15 @@ func addTree(a *initramfs.Archive, src, dst string) error {
 			if target, err = os.Readlink(p); err == nil {
 				err = a.Symlink(to, target)
 			}
+		case mode&fs.ModeDevice != 0:
+			st := info.Sys().(*syscall.Stat_t)
+			kind := initramfs.BlockDevice
+			if mode&fs.ModeCharDevice != 0 {
+				kind = initramfs.CharDevice
+			}
+			err = a.Device(to, mode.Perm(), kind, unix.Major(st.Rdev), unix.Minor(st.Rdev))
 		default:
-			err = fmt.Errorf("add containers tree: %s is a %v, not a directory, file or link", p, mode.Type())
+			err = fmt.Errorf("add containers tree: %s is a %v, not a directory, file, link or device", p, mode.Type())
 		}
 		return err
 	})

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lf-edge/moor/initramfs"
 )
 
@@ -115,5 +117,12 @@ func TestImageRefuses(t *testing.T) {
 	_, err := Image(ImageOptions{Init: staticELF(t, dir), Containers: tree, Modules: []string{"nosuch"}, ModuleDir: moduleDir(t)})
 	if !errors.Is(err, initramfs.ErrNoModule) {
 		t.Errorf("an unknown module: %v, want ErrNoModule", err)
+	}
+	fifo := filepath.Join(tree, "services/a/fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Image(ImageOptions{Init: staticELF(t, dir), Containers: tree}); err == nil || !strings.Contains(err.Error(), fifo) {
+		t.Errorf("a FIFO in the tree: %v, want an error naming it", err)
 	}
 }
