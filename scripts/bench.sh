@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "bench: needs root (it makes namespaces, cgroups and mounts)" >&2
   exit 1
 fi
-pkgs=(runc crun busybox-static qemu-system-x86 containerd)
+pkgs=(runc crun busybox-static qemu-system-x86 linux-image-amd64 containerd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
