@@ -39,10 +39,13 @@ func main() {
 
 // run is moor: it runs the verb and returns the exit status.
 func run(args []string) int {
-	if os.Getpid() == 1 && len(args) == 1 {
-		args = append(args, "supervise") // moor as a system's init
+	app := newApp()
+	if os.Getpid() == 1 && (len(args) == 1 || app.Command(args[1]) == nil) {
+		// moor as a system's init; the kernel passes words of its command
+		// line it does not know (no "=" or ".") as arguments: not verbs.
+		args = []string{args[0], "supervise"}
 	}
-	err := newApp().Run(args)
+	err := app.Run(args)
 	if err == nil {
 		return 0
 	}
