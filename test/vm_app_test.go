@@ -192,9 +192,13 @@ func TestVMAppExitStatus(t *testing.T) {
 		t.Fatalf("moor run exited %d, want 7; output:\n%s", code, v.output())
 	}
 	t.Logf("the app's VM ran and ended in %v", time.Since(t0))
+	console, _ := os.ReadFile(filepath.Join(v.RunDir, "console.log"))
 	for _, marker := range []string{"MOOR-APP-OUT", "MOOR-APP-ERR"} {
 		if !strings.Contains(v.output(), marker) {
 			t.Errorf("the task's output lacks %s:\n%s", marker, v.output())
+		}
+		if !bytes.Contains(console, []byte(marker)) {
+			t.Errorf("console.log lacks %s:\n%s", marker, console)
 		}
 	}
 	st := taskState(t, v.ID)

@@ -297,15 +297,22 @@ func shares(c *config, vm *devicemodel.VM, port int) {
 }
 
 // appPorts are a container app's control and output ports on the
-// console's virtio-serial bus, each a socket qemu connects to.
+// console's virtio-serial bus, each a socket qemu connects to; what the
+// app writes is also logged into the console log.
 func appPorts(c *config, p Paths) {
-	for _, port := range []struct{ id, path, name string }{
-		{"moorctl", p.AppControl, devicemodel.PortControl},
-		{"moorout", p.AppStdout, devicemodel.PortStdout},
-		{"moorerr", p.AppStderr, devicemodel.PortStderr},
+	for _, port := range []struct {
+		id, path, name string
+		log            bool
+	}{
+		{"moorctl", p.AppControl, devicemodel.PortControl, false},
+		{"moorout", p.AppStdout, devicemodel.PortStdout, true},
+		{"moorerr", p.AppStderr, devicemodel.PortStderr, true},
 	} {
 		chardev := "char" + port.id
-		c.add("chardev", chardev).set("backend", "socket").set("path", port.path).set("server", "off")
+		ch := c.add("chardev", chardev).set("backend", "socket").set("path", port.path).set("server", "off")
+		if port.log {
+			ch.set("logfile", p.Log).set("logappend", "on")
+		}
 		c.add("device", port.id).set("driver", "virtserialport").set("bus", "virtio-serial0.0").
 			set("chardev", chardev).set("name", port.name)
 	}
