@@ -31,7 +31,7 @@ cp "$dir/root/bin/busybox" "$dir/busybox"
 # Keep of the modules what a container app's guest loads (moor's
 # guestModules), and depmod's indexes.
 mods="$dir/root/lib/modules/$release"
-keep=$(modprobe -d "$dir/root" -S "$release" -a --show-depends virtio_pci virtio_console 9pnet_virtio 9p | awk '$1 == "insmod" {print $2}')
+keep=$(modprobe -d "$dir/root" -S "$release" -a --show-depends virtio_pci virtio_console 9pnet_virtio 9p overlay | awk '$1 == "insmod" {print $2}')
 find "$mods/kernel" -type f | grep -vxF "$keep" | xargs rm -f
 find "$mods/kernel" -type d -empty -delete
 rm -rf "$dir/root/boot" "$dir/root/usr" "$dir/root/bin" "$dir/root/etc" "$state"

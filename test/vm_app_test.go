@@ -236,6 +236,27 @@ func TestVMAppVolumeAndReadOnlyRoot(t *testing.T) {
 	checkAppLeftNothing(t, v, app.Spec.Root.Path, data)
 }
 
+// TestVMAppWritableRoot: an app that asks to write its root
+// (moor.root.writable, APP.json's rootWritable) writes it inside the
+// guest, over an overlay on a tmpfs, and the host's root stays as it was.
+func TestVMAppWritableRoot(t *testing.T) {
+	b := newBundle(t, "/bin/busybox", "sh", "-c", "echo overlay > /moor-written && cat /moor-written")
+	b.Spec.Annotations = map[string]string{"moor.root.writable": "true"}
+	b.write(t)
+	v := newAppVM(t, b, 10*time.Second, nil)
+	r := v.run(t)
+	if code := r.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("moor run exited %d, want 0; output:\n%s", code, v.output())
+	}
+	if !strings.Contains(v.output(), "overlay") {
+		t.Errorf("the app did not read back what it wrote to its root:\n%s", v.output())
+	}
+	if _, err := os.Stat(filepath.Join(busyboxRoot, "moor-written")); err == nil {
+		t.Errorf("the app's write reached the host's root")
+	}
+	checkAppLeftNothing(t, v, busyboxRoot)
+}
+
 // TestVMAppSIGTERM: SIGTERM to the anchor reaches the app inside, whose
 // trap writes to the volume and exits 3; the guest powers off and the task
 // ends within the grace with the app's status. While the app runs, the

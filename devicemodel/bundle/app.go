@@ -140,7 +140,11 @@ func writeInitramfs(runDir, guestInit, modDir string, cfg guest.Config) (string,
 		if err != nil {
 			return "", fmt.Errorf("build initramfs: %w (--kernel-modules none for a kernel without modules)", err)
 		}
-		if cfg.Modules, err = a.AddModules(mods, guestModules...); err != nil {
+		names := guestModules
+		if cfg.RootOverlay {
+			names = append(names[:len(names):len(names)], "overlay")
+		}
+		if cfg.Modules, err = a.AddModules(mods, names...); err != nil {
 			return "", fmt.Errorf("build initramfs: %w", err)
 		}
 	}

@@ -41,7 +41,8 @@ func fakeModules(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "6.1.0-test")
 	dep := "kernel/drivers/virtio/virtio_pci.ko:\nkernel/drivers/char/virtio_console.ko:\n" +
-		"kernel/net/9p/9pnet.ko:\nkernel/net/9p/9pnet_virtio.ko: kernel/net/9p/9pnet.ko\nkernel/fs/9p/9p.ko: kernel/net/9p/9pnet.ko\n"
+		"kernel/net/9p/9pnet.ko:\nkernel/net/9p/9pnet_virtio.ko: kernel/net/9p/9pnet.ko\nkernel/fs/9p/9p.ko: kernel/net/9p/9pnet.ko\n" +
+		"kernel/fs/overlayfs/overlay.ko:\n"
 	writeFile(t, filepath.Join(dir, "modules.dep"), dep)
 	for _, line := range strings.Split(strings.TrimSpace(dep), "\n") {
 		mod, _, _ := strings.Cut(line, ":")
@@ -104,6 +105,14 @@ func TestWriteInitramfsCachedByContent(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(runDir, initramfsGlob)); len(left) != 1 {
 		t.Errorf("the run directory holds %v, want one initramfs", left)
+	}
+	cfg.RootOverlay = true
+	p4, err := writeInitramfs(runDir, init, fakeModules(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := archiveNames(t, p4); !strings.Contains(names, "kernel/fs/overlayfs/overlay.ko\n") {
+		t.Errorf("an overlaid root's initramfs lacks overlay.ko:\n%s", names)
 	}
 	if _, err := writeInitramfs(runDir, init, "", cfg); err == nil || !strings.Contains(err.Error(), "--kernel-modules") {
 		t.Errorf("no module directory: %v, want an error naming --kernel-modules", err)

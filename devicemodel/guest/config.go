@@ -23,6 +23,10 @@ type Config struct {
 	Hostname string `json:"hostname,omitempty"`
 	// Root is the app's root: a 9p share mounted at AppRoot.
 	Root Mount `json:"root"`
+	// RootOverlay makes the root share the read-only lower layer of an
+	// overlay at AppRoot whose upper layer is a tmpfs of the guest's: the
+	// app may write its root, and its writes vanish with the guest.
+	RootOverlay bool `json:"rootOverlay,omitempty"`
 	// Mounts are made in order below AppRoot.
 	Mounts  []Mount `json:"mounts,omitempty"`
 	Process Process `json:"process"`

@@ -87,7 +87,7 @@ func boot() (*control, *os.File, *os.File, error) {
 // file system that will not mount is logged and left out; a share that
 // will not is an error.
 func mountApp(cfg *Config) error {
-	if err := mount("/", Mount{Destination: AppRoot, Type: MountType9p, Source: cfg.Root.Source, Options: cfg.Root.Options}); err != nil {
+	if err := mountRoot(cfg); err != nil {
 		return err
 	}
 	for _, m := range cfg.Mounts {

@@ -73,6 +73,41 @@ func mount(root string, m Mount) error {
 	return nil
 }
 
+// Where the guest keeps the layers of an overlaid root.
+const (
+	lowerDir   = "/lower" // the root share, read-only
+	overlayDir = "/rw"    // a tmpfs: upper/ and work/
+)
+
+// mountRoot mounts the app's root share at AppRoot, or, with
+// RootOverlay, an overlay of a tmpfs on it.
+func mountRoot(cfg *Config) error {
+	root := Mount{Destination: AppRoot, Type: MountType9p, Source: cfg.Root.Source, Options: cfg.Root.Options}
+	if !cfg.RootOverlay {
+		return mount("/", root)
+	}
+	root.Destination, root.Options = lowerDir, append(root.Options, "ro")
+	if err := mount("/", root); err != nil {
+		return err
+	}
+	if err := mount("/", Mount{Destination: overlayDir, Type: "tmpfs", Source: "tmpfs", Options: []string{"mode=755"}}); err != nil {
+		return fmt.Errorf("%w: %w", errMount, err)
+	}
+	for _, d := range []string{"upper", "work"} {
+		if err := os.Mkdir(filepath.Join(overlayDir, d), 0o755); err != nil {
+			return fmt.Errorf("%w: make overlay %s: %w", errMount, d, err)
+		}
+	}
+	data := "lowerdir=" + lowerDir + ",upperdir=" + overlayDir + "/upper,workdir=" + overlayDir + "/work"
+	if err := os.MkdirAll(AppRoot, 0o755); err != nil {
+		return fmt.Errorf("%w: make %s: %w", errMount, AppRoot, err)
+	}
+	if err := unix.Mount("overlay", AppRoot, "overlay", 0, data); err != nil {
+		return fmt.Errorf("%w: overlay on the root: %w", errMount, err)
+	}
+	return nil
+}
+
 // mount9p mounts the share tagged tag at dest.
 func mount9p(tag, dest string, flags uintptr, data string) error {
 	opts := ninepOptions

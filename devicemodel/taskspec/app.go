@@ -53,8 +53,10 @@ var kernelFS = map[string]string{
 // the root and each bind mount become 9p shares; /dev becomes the
 // guest's own /dev; proc, sysfs, tmpfs, devpts, mqueue and cgroup mounts
 // are made by the guest (cgroup as cgroup2); the process, host name and
-// rlimits are the app's. Bind sources must be directories (the caller
-// checks: this is pure); other mount types are refused.
+// rlimits are the app's. A root the app asks to write (the annotation
+// moor.root.writable, APP.json's rootWritable) is shared read-only and
+// overlaid in the guest with a tmpfs. Bind sources must be directories
+// (the caller checks: this is pure); other mount types are refused.
 func PlanApp(app *specs.Spec, bundleDir string) (*App, error) {
 	if app.Root == nil || app.Root.Path == "" {
 		return nil, fmt.Errorf("plan app: root.path is not set")
@@ -62,9 +64,9 @@ func PlanApp(app *specs.Spec, bundleDir string) (*App, error) {
 	if app.Process == nil || len(app.Process.Args) == 0 {
 		return nil, fmt.Errorf("plan app: process.args is empty")
 	}
-	if app.Annotations["moor.root.writable"] == "true" {
-		return nil, fmt.Errorf("plan app: a writable overlay on the root (rootWritable) is not offered inside a VM: share a writable root or a volume")
-	}
+	// rootWritable (rootfs's annotation) asks for an overlay on the
+	// read-only root: the guest makes it, on a tmpfs of its own.
+	overlay := app.Annotations["moor.root.writable"] == "true"
 	abs := func(p string) string {
 		if filepath.IsAbs(p) {
 			return filepath.Clean(p)
@@ -73,9 +75,11 @@ func PlanApp(app *specs.Spec, bundleDir string) (*App, error) {
 	}
 	a := &App{Shares: []AppShare{{Tag: RootTag, HostPath: abs(app.Root.Path), ReadOnly: app.Root.Readonly}}}
 	a.Guest.Root = guest.Mount{Destination: "/", Type: guest.MountType9p, Source: RootTag}
-	if app.Root.Readonly {
+	if app.Root.Readonly || overlay {
+		a.Shares[0].ReadOnly = true
 		a.Guest.Root.Options = []string{"ro"}
 	}
+	a.Guest.RootOverlay = overlay
 	for i, m := range app.Mounts {
 		field := fmt.Sprintf("plan app: mounts[%d] (%s)", i, m.Destination)
 		if !path.IsAbs(m.Destination) {

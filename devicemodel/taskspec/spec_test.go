@@ -142,6 +142,20 @@ func TestBuildAppGolden(t *testing.T) {
 	golden.Check(t, "spec-app.json", append(b, '\n'), *update)
 }
 
+// TestPlanAppWritableRoot: rootWritable shares the root read-only and
+// has the guest overlay it.
+func TestPlanAppWritableRoot(t *testing.T) {
+	s := &specs.Spec{Root: &specs.Root{Path: "/r", Readonly: true}, Process: &specs.Process{Args: []string{"/bin/true"}},
+		Annotations: map[string]string{"moor.root.writable": "true"}}
+	a, err := PlanApp(s, "/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.Guest.RootOverlay || !a.Shares[0].ReadOnly || strings.Join(a.Guest.Root.Options, ",") != "ro" {
+		t.Errorf("plan %+v, guest root %+v: want a read-only share overlaid in the guest", a.Shares, a.Guest)
+	}
+}
+
 func TestPlanAppRejects(t *testing.T) {
 	base := func() *specs.Spec {
 		return &specs.Spec{Root: &specs.Root{Path: "/r"}, Process: &specs.Process{Args: []string{"/bin/true"}}}
@@ -149,7 +163,6 @@ func TestPlanAppRejects(t *testing.T) {
 	for name, mutate := range map[string]func(*specs.Spec){
 		"no root":      func(s *specs.Spec) { s.Root = nil },
 		"no args":      func(s *specs.Spec) { s.Process.Args = nil },
-		"rootWritable": func(s *specs.Spec) { s.Annotations = map[string]string{"moor.root.writable": "true"} },
 		"overlay":      func(s *specs.Spec) { s.Mounts = []specs.Mount{{Destination: "/x", Type: "overlay", Source: "overlay"}} },
 		"relative":     func(s *specs.Spec) { s.Mounts = []specs.Mount{{Destination: "x", Type: "bind", Source: "/x"}} },
 	} {
