@@ -127,6 +127,15 @@ func (r *runApp) wait(t *testing.T, timeout time.Duration) int {
 	}
 }
 
+// runToEnd runs the task with moor run and fails the test unless it
+// exits with want within timeout.
+func (v *vmTask) runToEnd(t *testing.T, want int, timeout time.Duration, extra ...string) {
+	t.Helper()
+	if code := v.run(t, extra...).wait(t, timeout); code != want {
+		t.Fatalf("moor run exited %d, want %d; output:\n%s", code, want, v.output())
+	}
+}
+
 // output is the task's output so far.
 func (v *vmTask) output() string {
 	b, _ := os.ReadFile(v.Log)
@@ -187,10 +196,7 @@ func TestVMAppExitStatus(t *testing.T) {
 	app, _ := appBundle(t, "echo MOOR-APP-OUT; echo MOOR-APP-ERR >&2; exit 7")
 	v := newAppVM(t, app, 10*time.Second, nil)
 	t0 := time.Now()
-	r := v.run(t, "--keep")
-	if code := r.wait(t, 60*time.Second); code != 7 {
-		t.Fatalf("moor run exited %d, want 7; output:\n%s", code, v.output())
-	}
+	v.runToEnd(t, 7, 60*time.Second, "--keep")
 	t.Logf("the app's VM ran and ended in %v", time.Since(t0))
 	console, _ := os.ReadFile(filepath.Join(v.RunDir, "console.log"))
 	for _, marker := range []string{"MOOR-APP-OUT", "MOOR-APP-ERR"} {
@@ -219,10 +225,7 @@ func TestVMAppVolumeAndReadOnlyRoot(t *testing.T) {
 	app, data := appBundle(t, "echo from-the-guest > "+appMount+"/out && "+
 		"if touch /moor-root-write 2>/dev/null; then echo ROOT-WRITABLE; exit 1; fi; echo ROOT-READONLY")
 	v := newAppVM(t, app, 10*time.Second, nil)
-	r := v.run(t)
-	if code := r.wait(t, 60*time.Second); code != 0 {
-		t.Fatalf("moor run exited %d, want 0; output:\n%s", code, v.output())
-	}
+	v.runToEnd(t, 0, 60*time.Second)
 	if !strings.Contains(v.output(), "ROOT-READONLY") {
 		t.Errorf("a write to the read-only root did not fail inside:\n%s", v.output())
 	}
@@ -244,10 +247,7 @@ func TestVMAppWritableRoot(t *testing.T) {
 	b.Spec.Annotations = map[string]string{"moor.root.writable": "true"}
 	b.write(t)
 	v := newAppVM(t, b, 10*time.Second, nil)
-	r := v.run(t)
-	if code := r.wait(t, 60*time.Second); code != 0 {
-		t.Fatalf("moor run exited %d, want 0; output:\n%s", code, v.output())
-	}
+	v.runToEnd(t, 0, 60*time.Second)
 	if !strings.Contains(v.output(), "overlay") {
 		t.Errorf("the app did not read back what it wrote to its root:\n%s", v.output())
 	}
@@ -364,10 +364,7 @@ func TestVMAppNoHyper(t *testing.T) {
 	if strings.Contains(string(spec), devicemodel.AnnotationRunDir) || strings.Contains(string(spec), "moor-anchor") {
 		t.Fatalf("mode nohyper wrote a hypervisor task:\n%s", spec)
 	}
-	r := v.run(t)
-	if code := r.wait(t, 30*time.Second); code != 7 {
-		t.Fatalf("moor run exited %d, want 7; output:\n%s", code, v.output())
-	}
+	v.runToEnd(t, 7, 30*time.Second)
 	if !strings.Contains(v.output(), "MOOR-APP-OUT") {
 		t.Errorf("the task's output lacks the marker:\n%s", v.output())
 	}
@@ -439,10 +436,7 @@ func TestVMAppArm64(t *testing.T) {
 	v := newAppVM(t, app, 10*time.Second, map[string]any{"arch": "arm64", "kernel": filepath.Join(dir, "vmlinuz")},
 		"--kernel-modules", filepath.Join(dir, "root", "lib", "modules", release))
 	t0 := time.Now()
-	r := v.run(t)
-	if code := r.wait(t, 90*time.Second); code != 5 {
-		t.Fatalf("moor run exited %d, want 5; output:\n%s", code, v.output())
-	}
+	v.runToEnd(t, 5, 90*time.Second)
 	t.Logf("the arm64 app's VM ran under TCG and ended in %v", time.Since(t0))
 	if !strings.Contains(v.output(), "MOOR-ARM-aarch64") {
 		t.Errorf("the task's output lacks MOOR-ARM-aarch64:\n%s", v.output())
