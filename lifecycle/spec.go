@@ -58,8 +58,11 @@ func ValidateSpec(s *specs.Spec) error {
 	}
 	for _, kv := range s.Process.Env {
 		if name, _, ok := strings.Cut(kv, "="); !ok || name == "" {
-			return specErr("process.env", "%q: want NAME=value", kv)
+			return specErr("process.env", "%q: not an environment variable, want NAME=value", kv)
 		}
+	}
+	if err := validateHooks(s.Hooks); err != nil {
+		return err
 	}
 	if name, ok := s.Annotations[StopSignalAnnotation]; ok {
 		if _, err := ParseSignal(name); err != nil {
@@ -151,6 +154,32 @@ func validateProcessNames(p *specs.Process) error {
 		seen[r.Type] = true
 		if r.Soft > r.Hard {
 			return specErr("process.rlimits", "%s: soft limit %d above hard limit %d", r.Type, r.Soft, r.Hard)
+		}
+	}
+	return nil
+}
+
+// validateHooks checks that every hook names its program by an absolute
+// path, as the runtime spec wants: it runs outside the task's root.
+func validateHooks(h *specs.Hooks) error {
+	if h == nil {
+		return nil
+	}
+	lists := []struct {
+		name  string
+		hooks []specs.Hook
+	}{
+		{"prestart", h.Prestart}, {"createRuntime", h.CreateRuntime}, {"createContainer", h.CreateContainer},
+		{"startContainer", h.StartContainer}, {"poststart", h.Poststart}, {"poststop", h.Poststop},
+	}
+	for _, l := range lists {
+		for i, hook := range l.hooks {
+			if !path.IsAbs(hook.Path) {
+				return specErr(fmt.Sprintf("hooks.%s[%d].path", l.name, i), "%q: want an absolute path", hook.Path)
+			}
+			if hook.Timeout != nil && *hook.Timeout <= 0 {
+				return specErr(fmt.Sprintf("hooks.%s[%d].timeout", l.name, i), "%d: want a positive number of seconds", *hook.Timeout)
+			}
 		}
 	}
 	return nil

@@ -49,7 +49,7 @@ func CheckID(id string) error {
 		return fmt.Errorf("task id %q: want letters, digits and _+.- only", id)
 	}
 	if len(id) > MaxIDLen {
-		return fmt.Errorf("task id of %d bytes: want at most %d", len(id), MaxIDLen)
+		return fmt.Errorf("task id of %d bytes: too long, want at most %d", len(id), MaxIDLen)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 
 	_ "github.com/opencontainers/cgroups/devices" // device rules for the cgroup managers
 	"github.com/opencontainers/runc/libcontainer"
@@ -40,7 +41,7 @@ func main() {
 // run is moor: it runs the verb and returns the exit status.
 func run(args []string) int {
 	app := newApp()
-	if os.Getpid() == 1 && (len(args) == 1 || app.Command(args[1]) == nil) {
+	if os.Getpid() == 1 && !slices.ContainsFunc(args[1:], func(a string) bool { return app.Command(a) != nil }) {
 		// moor as a system's init; the kernel passes words of its command
 		// line it does not know (no "=" or ".") as arguments: not verbs.
 		args = []string{args[0], "supervise"}
