@@ -104,12 +104,24 @@ func TestSignalForwarding(t *testing.T) {
 	b.write(t)
 	t.Cleanup(func() { moor(t, "delete", "--force", b.ID) })
 	cmd := startForeground(t, b)
+	// The shell traps TERM before its loop: its first sleep, a child of
+	// the anchor, says the trap is set (PID 1 of a PID namespace ignores
+	// SIGTERM without a handler).
+	pid := taskState(t, b.ID).PID
+	waitFor(t, 10*time.Second, "the task's trap to be set", func() bool { return len(children(pid)) > 0 })
 	if err := cmd.Process.Signal(unix.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	err := cmd.Wait()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 42 {
-		t.Fatalf("run after SIGTERM: %v, want exit 42 from the task's trap", err)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 42 {
+			t.Fatalf("run after SIGTERM: %v, want exit 42 from the task's trap", err)
+		}
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("run did not end within 20s of SIGTERM: the signal did not reach the task's trap")
 	}
 }
 
