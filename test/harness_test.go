@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -326,7 +327,7 @@ func moor(t *testing.T, args ...string) result {
 	switch {
 	case errors.As(err, &ee):
 		r.Code = ee.ExitCode()
-		if ws, ok := ee.Sys().(unix.WaitStatus); ok && ws.Signaled() {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			r.Code = 128 + int(ws.Signal())
 		}
 	case err != nil:

@@ -303,7 +303,7 @@ func TestMachineCtrlAltDel(t *testing.T) {
 			t.Errorf("console has no %q", want)
 		}
 	}
-	if !regexp.MustCompile(`msg="task created" namespace=services.linuxkit id=web pid=\d+ cgroup=/services.linuxkit/web\r?\n`).MatchString(con) {
+	if !regexp.MustCompile(`msg="task created" namespace=services\.linuxkit id=web pid=\d+ cgroup=/services\.linuxkit/web\b`).MatchString(con) {
 		t.Error("console: the web task was not created in cgroup /services.linuxkit/web")
 	}
 	before(t, con, "[hello] onboot says hello", "[web] ")
