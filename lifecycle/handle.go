@@ -115,6 +115,9 @@ func (h *handle) observe() {
 		return
 	}
 	h.status = statusOf(st)
+	if h.status == Created && !c.Waiting(rec.Anchor.PID) {
+		h.status = Running // a start cut short after it let the anchor go
+	}
 }
 
 // statusOf maps libcontainer's status to the lifecycle's.

@@ -27,6 +27,9 @@ type Container interface {
 	Start(p *libcontainer.Process) (pid int, err error)
 	// Exec lets the anchor run the task's process.
 	Exec() error
+	// Waiting reports whether the anchor pid of a created container
+	// still waits for Exec.
+	Waiting(pid int) bool
 	// Run starts another process in the running container.
 	Run(p *libcontainer.Process) (pid int, err error)
 	Pause() error
@@ -83,22 +86,11 @@ func (c lcContainer) Run(p *libcontainer.Process) (int, error) {
 	return p.Pid()
 }
 
-// Status is libcontainer's, but for a start cut short after the anchor
-// was let go and before libcontainer removed its exec fifo: the fifo says
-// created, the anchor runs the task already (it is no longer "<binary>
-// init").
-func (c lcContainer) Status() (libcontainer.Status, error) {
-	st, err := c.Container.Status()
-	if err != nil || st != libcontainer.Created {
-		return st, err
-	}
-	state, err := c.Container.State()
-	if err != nil {
-		return st, nil
-	}
-	args, err := anchor.ReadCmdline(anchor.ProcRoot, state.InitProcessPid)
-	if err == nil && len(args) >= 2 && args[1] != "init" {
-		return libcontainer.Running, nil
-	}
-	return st, nil
+// Waiting reports whether the anchor pid still waits for Exec: it is
+// still "<binary> init". A start cut short after the anchor was let go,
+// before libcontainer removed its exec fifo, leaves a container whose
+// status reads created while its anchor runs the task.
+func (c lcContainer) Waiting(pid int) bool {
+	args, err := anchor.ReadCmdline(anchor.ProcRoot, pid)
+	return err != nil || len(args) < 2 || args[1] == "init"
 }

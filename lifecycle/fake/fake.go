@@ -171,6 +171,13 @@ func (c *Container) Exec() error {
 	return err
 }
 
+// Waiting reports whether the anchor still waits for Exec.
+func (c *Container) Waiting(int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.started
+}
+
 // Run starts another process, as exec does.
 func (c *Container) Run(p *libcontainer.Process) (int, error) {
 	if len(p.Args) == 0 {
