@@ -94,3 +94,25 @@ func TestUpdate(t *testing.T) {
 	}
 	mustMoor(t, "delete", "--force", b.ID)
 }
+
+// TestDetachedExitFacts: with no reaper of moor's watching (create and
+// start from the CLI), state still tells an OOM kill from the task's
+// cgroup, and any other end as code "unknown" rather than no exit at all.
+func TestDetachedExitFacts(t *testing.T) {
+	hog := newBundle(t, "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1")
+	limit := int64(16 << 20)
+	hog.Spec.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit, Swap: &limit}
+	createTask(t, hog)
+	mustMoor(t, "start", hog.ID)
+	st := waitStatus(t, hog.ID, lifecycle.Stopped)
+	if st.Exit == nil || st.Exit.Reason != lifecycle.ExitOOM || st.Exit.Code != 137 {
+		t.Fatalf("detached OOM: exit %+v, want reason oom, code 137", st.Exit)
+	}
+	brief := newBundle(t, "true")
+	createTask(t, brief)
+	mustMoor(t, "start", brief.ID)
+	waitStatus(t, brief.ID, lifecycle.Stopped)
+	if out := mustMoor(t, "state", brief.ID); !strings.Contains(out, `"code": "unknown"`) || !strings.Contains(out, `"reason": "unknown"`) {
+		t.Fatalf("detached exit with no reaper: %s, want code and reason unknown", out)
+	}
+}
