@@ -29,13 +29,31 @@ func exitOf(r reaper.Reaped, memDir string) *Exit {
 	if r.Status.Signaled() {
 		ex.Reason = ExitSignal
 		ex.Signal = unix.SignalName(r.Status.Signal())
-		if r.Status.Signal() == unix.SIGKILL && memDir != "" {
-			if n, err := cgroup.OOMKills(memDir); err == nil && n > 0 {
-				ex.Reason = ExitOOM
-			}
+		if r.Status.Signal() == unix.SIGKILL && oomKilled(memDir) {
+			ex.Reason = ExitOOM
 		}
 	}
 	return ex
+}
+
+// unseenExit is the exit of an anchor whose status no reaper of moor's
+// saw: an OOM kill while the task's memory cgroup (memDir) counts one,
+// otherwise unknown.
+func unseenExit(memDir string) *Exit {
+	if oomKilled(memDir) {
+		return &Exit{Code: 128 + int(unix.SIGKILL), Signal: "SIGKILL", Reason: ExitOOM}
+	}
+	return &Exit{Code: CodeUnknown, Reason: ExitUnknown}
+}
+
+// oomKilled reports whether a memory cgroup ("" for none) counts an OOM
+// kill.
+func oomKilled(memDir string) bool {
+	if memDir == "" {
+		return false
+	}
+	n, err := cgroup.OOMKills(memDir)
+	return err == nil && n > 0
 }
 
 // memoryDir is the directory of the task's memory cgroup, where OOM kills
@@ -164,12 +182,8 @@ func (s *Tasks) Adopt(ref string) error {
 			s.log.Warn("watch adopted task", "id", rec.ID, "err", err)
 			return
 		}
-		ex := &Exit{Code: -1, Reason: ExitUnknown, At: time.Now().UTC()}
-		if memDir != "" {
-			if n, err := cgroup.OOMKills(memDir); err == nil && n > 0 {
-				ex.Reason, ex.Code, ex.Signal = ExitOOM, 128+int(unix.SIGKILL), "SIGKILL"
-			}
-		}
+		ex := unseenExit(memDir)
+		ex.At = time.Now().UTC()
 		s.recordExit(rec.Namespace, rec.ID, rec.Anchor, ex)
 	}()
 	return nil

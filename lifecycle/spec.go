@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/opencontainers/runc/libcontainer/capabilities"
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -132,7 +133,7 @@ func validateVersion(v string) error {
 // exist, and drops an unknown capability with a warning.
 func validateProcessNames(p *specs.Process) error {
 	if c := p.Capabilities; c != nil {
-		known := capabilities.KnownCapabilities()
+		known := knownCapabilities()
 		sets := map[string][]string{"bounding": c.Bounding, "effective": c.Effective,
 			"inheritable": c.Inheritable, "permitted": c.Permitted, "ambient": c.Ambient}
 		for set, caps := range sets {
@@ -184,6 +185,9 @@ func validateHooks(h *specs.Hooks) error {
 	}
 	return nil
 }
+
+// knownCapabilities is libcontainer's list of capability names, made once.
+var knownCapabilities = sync.OnceValue(capabilities.KnownCapabilities)
 
 // rlimitNames are the POSIX rlimits Linux knows.
 var rlimitNames = []string{

@@ -7,9 +7,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 
-	"github.com/lf-edge/moor/cgroup"
 	"github.com/lf-edge/moor/devicemodel"
 )
 
@@ -56,8 +54,7 @@ func (s *Tasks) annotations(rec *Record) map[string]string {
 }
 
 func (s *Tasks) stateOf(rec *Record) *State {
-	h := &handle{t: s, rec: rec, unlock: func() {}}
-	h.observe()
+	h := s.peek(rec)
 	defer h.close()
 	st := &State{
 		OCIVersion:  specs.Version,
@@ -128,15 +125,9 @@ func (s *Tasks) Spec(ref string) (*specs.Spec, error) {
 // (a task created and started by the CLI): an OOM kill, while the task's
 // cgroup counts it; otherwise the code and reason are unknown.
 func (h *handle) exitFacts() *Exit {
-	ex := &Exit{Code: CodeUnknown, Reason: ExitUnknown}
-	c, err := h.container()
-	if err != nil {
-		return ex
+	memDir := ""
+	if c, err := h.container(); err == nil {
+		memDir = memoryDir(c)
 	}
-	if dir := memoryDir(c); dir != "" {
-		if n, err := cgroup.OOMKills(dir); err == nil && n > 0 {
-			ex.Code, ex.Signal, ex.Reason = 128+int(unix.SIGKILL), "SIGKILL", ExitOOM
-		}
-	}
-	return ex
+	return unseenExit(memDir)
 }

@@ -182,10 +182,17 @@ func (s *Tasks) loadRecord(id string) (*Record, error) {
 
 // observe is the task's status now, as a handle sees it.
 func (s *Tasks) observe(rec *Record) Status {
-	h := &handle{t: s, rec: rec, unlock: func() {}}
-	h.observe()
+	h := s.peek(rec)
 	defer h.close()
 	return h.status
+}
+
+// peek is a handle on a task's record already read, without its lock,
+// its status observed: for reading, not changing, the task.
+func (s *Tasks) peek(rec *Record) *handle {
+	h := &handle{t: s, rec: rec, unlock: func() {}}
+	h.observe()
+	return h
 }
 
 // hierarchies lists the host's cgroup mounts, for the parent bookkeeping.

@@ -305,23 +305,6 @@ func (c *ctrEnv) checkNothingLeft(t *testing.T, ns string) {
 	})
 }
 
-// runCmd runs cmd with its output in unlinked files.
-func runCmd(t *testing.T, cmd *exec.Cmd) result {
-	t.Helper()
-	out, errf := tempFile(t), tempFile(t)
-	cmd.Stdout, cmd.Stderr = out, errf
-	err := cmd.Run()
-	r := result{Stdout: readBack(t, out), Stderr: readBack(t, errf)}
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		r.Code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("%s: %v", strings.Join(cmd.Args, " "), err)
-	}
-	return r
-}
-
 // psPIDs are the PIDs `ctr task ps` lists.
 func psPIDs(out string) []int {
 	var pids []int

@@ -2,7 +2,6 @@ package test
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -172,8 +170,7 @@ func killedMoor(t *testing.T, strace string, c crashCase, args []string) (result
 // SIGKILL, whoever sent it.
 func runKilled(t *testing.T, cmd *exec.Cmd, after time.Duration) (r result, killed bool) {
 	t.Helper()
-	out, errf := tempFile(t), tempFile(t)
-	cmd.Stdout, cmd.Stderr = out, errf
+	out, errf := captureOutput(t, cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -181,19 +178,8 @@ func runKilled(t *testing.T, cmd *exec.Cmd, after time.Duration) (r result, kill
 		timer := time.AfterFunc(after, func() { _ = cmd.Process.Kill() })
 		defer timer.Stop()
 	}
-	err := cmd.Wait()
-	r = result{Stdout: readBack(t, out), Stderr: readBack(t, errf)}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		r.Code = ee.ExitCode()
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			r.Code = 128 + int(ws.Signal())
-			return r, ws.Signal() == unix.SIGKILL
-		}
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return r, false
+	r = finish(t, cmd, cmd.Wait(), out, errf)
+	return r, r.Code == 128+int(unix.SIGKILL)
 }
 
 // createdAnchorComm is the name libcontainer's init takes while it waits

@@ -313,27 +313,51 @@ func (r result) String() string {
 	return fmt.Sprintf("exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
 }
 
-// moor runs the CLI with the test state root and waits for it. Output goes
-// through files, not pipes: an anchor inherits moor's stdio and would hold
-// a pipe open long after moor exits.
+// moor runs the CLI with the test state root and waits for it.
 func moor(t *testing.T, args ...string) result {
 	t.Helper()
-	cmd := moorCmd(args...)
-	out, errf := tempFile(t), tempFile(t)
+	return runCmd(t, moorCmd(args...))
+}
+
+// runCmd runs cmd and waits for it. Output goes through files, not pipes:
+// an anchor inherits moor's stdio and would hold a pipe open long after
+// moor exits.
+func runCmd(t *testing.T, cmd *exec.Cmd) result {
+	t.Helper()
+	out, errf := captureOutput(t, cmd)
+	return finish(t, cmd, cmd.Run(), out, errf)
+}
+
+// captureOutput points cmd's stdout and stderr at unlinked files.
+func captureOutput(t *testing.T, cmd *exec.Cmd) (out, errf *os.File) {
+	t.Helper()
+	out, errf = tempFile(t), tempFile(t)
 	cmd.Stdout, cmd.Stderr = out, errf
-	err := cmd.Run()
+	return out, errf
+}
+
+// finish reads back the output captureOutput gave cmd and its exit code;
+// a command that could not run fails the test.
+func finish(t *testing.T, cmd *exec.Cmd, err error, out, errf *os.File) result {
+	t.Helper()
 	r := result{Stdout: readBack(t, out), Stderr: readBack(t, errf)}
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		r.Code = ee.ExitCode()
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			r.Code = 128 + int(ws.Signal())
-		}
-	case err != nil:
-		t.Fatalf("moor %v: %v", args, err)
+	if r.Code, err = exitCode(err); err != nil {
+		t.Fatalf("%s: %v", strings.Join(cmd.Args, " "), err)
 	}
 	return r
+}
+
+// exitCode is the status of a command that ran, in the shell's
+// convention (128+signal when a signal killed it); err when it did not run.
+func exitCode(err error) (int, error) {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return 0, err
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal()), nil
+	}
+	return ee.ExitCode(), nil
 }
 
 // tempFile is an unlinked file for a child's output.

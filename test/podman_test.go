@@ -328,18 +328,9 @@ func (pm *podmanEnv) run(t *testing.T, args ...string) result {
 	full := append(append([]string{}, pm.global...), args...)
 	cmd := exec.CommandContext(ctx, "podman", full...)
 	cmd.Env = append(os.Environ(), pm.env...)
-	out, errf := tempFile(t), tempFile(t)
-	cmd.Stdout, cmd.Stderr = out, errf
-	err := cmd.Run()
-	r := result{Stdout: readBack(t, out), Stderr: readBack(t, errf)}
-	var ee *exec.ExitError
-	switch {
-	case ctx.Err() != nil:
+	r := runCmd(t, cmd)
+	if ctx.Err() != nil {
 		t.Fatalf("podman %s: timed out: %v", strings.Join(args, " "), r)
-	case errors.As(err, &ee):
-		r.Code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("podman %s: %v", strings.Join(args, " "), err)
 	}
 	return r
 }
@@ -380,18 +371,7 @@ func (pm *podmanEnv) inspect(t *testing.T, name string) podmanInspect {
 // tasks live.
 func (pm *podmanEnv) moorState(t *testing.T, id string) result {
 	t.Helper()
-	cmd := exec.Command(moorBin, "state", id)
-	out, errf := tempFile(t), tempFile(t)
-	cmd.Stdout, cmd.Stderr = out, errf
-	err := cmd.Run()
-	r := result{Stdout: readBack(t, out), Stderr: readBack(t, errf)}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		r.Code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("moor state %s: %v", id, err)
-	}
-	return r
+	return runCmd(t, exec.Command(moorBin, "state", id))
 }
 
 // freezerState reads the container's v1 freezer state; ok is false on a

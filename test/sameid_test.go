@@ -1,7 +1,6 @@
 package test
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -65,10 +64,7 @@ func raceCreates(t *testing.T, round, n int, writable bool) {
 	for i, c := range cmds {
 		err := c.Wait()
 		r := result{Stdout: readBack(t, outs[i][0]), Stderr: readBack(t, outs[i][1])}
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			r.Code = ee.ExitCode()
-		}
+		r.Code, _ = exitCode(err)
 		switch {
 		case err == nil:
 			wins++

@@ -2,7 +2,6 @@ package test
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -96,13 +95,11 @@ func (v *vmTask) run(t *testing.T, extra ...string) *runApp {
 	}
 	go func() {
 		defer close(r.done)
-		err := r.cmd.Wait()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			r.code = ee.ExitCode()
-		} else if err != nil {
-			r.code = -1
+		code, err := exitCode(r.cmd.Wait())
+		if err != nil {
+			code = -1
 		}
+		r.code = code
 	}()
 	t.Cleanup(func() {
 		select {

@@ -161,10 +161,10 @@ func TestPlanAppRejects(t *testing.T) {
 		return &specs.Spec{Root: &specs.Root{Path: "/r"}, Process: &specs.Process{Args: []string{"/bin/true"}}}
 	}
 	for name, mutate := range map[string]func(*specs.Spec){
-		"no root":      func(s *specs.Spec) { s.Root = nil },
-		"no args":      func(s *specs.Spec) { s.Process.Args = nil },
-		"overlay":      func(s *specs.Spec) { s.Mounts = []specs.Mount{{Destination: "/x", Type: "overlay", Source: "overlay"}} },
-		"relative":     func(s *specs.Spec) { s.Mounts = []specs.Mount{{Destination: "x", Type: "bind", Source: "/x"}} },
+		"no root":  func(s *specs.Spec) { s.Root = nil },
+		"no args":  func(s *specs.Spec) { s.Process.Args = nil },
+		"overlay":  func(s *specs.Spec) { s.Mounts = []specs.Mount{{Destination: "/x", Type: "overlay", Source: "overlay"}} },
+		"relative": func(s *specs.Spec) { s.Mounts = []specs.Mount{{Destination: "x", Type: "bind", Source: "/x"}} },
 	} {
 		s := base()
 		mutate(s)
