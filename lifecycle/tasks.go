@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path"
 	"strings"
 	"sync"
 
@@ -32,7 +33,9 @@ type Options struct {
 	SystemdCgroup bool // use the systemd cgroup driver (only where systemd runs)
 	// CgroupParent, when set, confines every task's cgroup below it: a
 	// relative cgroupsPath (or none: the task's ID) is placed under it,
-	// an absolute one must lie below it. cgroupfs driver only.
+	// an absolute one must lie below it. cgroupfs driver only. Empty
+	// or "/" confines nothing: a spec's absolute cgroupsPath is taken as
+	// it is, as runc and linuxkit take it.
 	CgroupParent string
 	// Runtime makes and finds containers; Libcontainer when nil.
 	Runtime Runtime
@@ -88,8 +91,11 @@ func New(opts Options) (*Tasks, error) {
 	if !namePattern.MatchString(opts.Namespace) {
 		return nil, fmt.Errorf("task namespace %q: want letters, digits and _.- only", opts.Namespace)
 	}
-	if p := opts.CgroupParent; p != "" && (!strings.HasPrefix(p, "/") || cgroup.CheckPath(p, false) != nil) {
+	if p := opts.CgroupParent; p != "" && (!strings.HasPrefix(p, "/") || strings.Contains("/"+p+"/", "/../")) {
 		return nil, fmt.Errorf("cgroup parent %q: want an absolute cgroup path without \"..\"", p)
+	}
+	if path.Clean(opts.CgroupParent) == "/" {
+		opts.CgroupParent = "" // the whole tree: no confinement
 	}
 	if opts.Runtime == nil {
 		opts.Runtime = Libcontainer{}

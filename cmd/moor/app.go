@@ -32,7 +32,7 @@ func newApp() *cli.App {
 		cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format: text or json"},
 		cli.BoolFlag{Name: "debug", Usage: "log debug messages"},
 		cli.BoolFlag{Name: "systemd-cgroup", Usage: "use systemd's cgroup driver (only where systemd runs)"},
-		cli.StringFlag{Name: "cgroup-parent", Usage: "confine every task's cgroup below this absolute cgroup path (relative cgroupsPaths are placed under it)"},
+		cli.StringFlag{Name: "cgroup-parent", Usage: "confine every task's cgroup below this absolute cgroup path (relative cgroupsPaths are placed under it; / confines nothing)"},
 		cli.BoolFlag{Name: "require-minimum-spec", Usage: "hold created tasks to the minimum viable spec of a user-defined task (root, process.args, memory limit, CPU)"},
 	}
 	app.Before = setupLogging
