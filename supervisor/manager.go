@@ -31,8 +31,10 @@ type ManagerOptions struct {
 	LogCheck time.Duration
 	// ProcRoot is procfs; anchor.ProcRoot when empty.
 	ProcRoot string
-	// CgroupParent confines every task's cgroup below it (see
-	// lifecycle.Options); "/<namespace>" when empty.
+	// CgroupParent, when set, confines every task's cgroup below it (see
+	// lifecycle.Options). Empty or "/" confines nothing: a spec's absolute
+	// cgroupsPath (EVE's /eve/services/<name>) is taken as it is, and a
+	// task without one goes to /<namespace>/<id>.
 	CgroupParent string
 	// Notify sends an sd_notify message; by default to $NOTIFY_SOCKET, if set.
 	Notify func(state string)
@@ -44,6 +46,13 @@ type ManagerOptions struct {
 	// own, and does not close it. A test process holds one for all the
 	// Managers it runs, since two reapers would race for its children.
 	Reaper *reaper.Reaper
+	// StableAfter is how long a run must last to reset a service's
+	// backoff; the package's StableAfter when 0.
+	StableAfter time.Duration
+	// BootID names this boot of the machine: the onboot tasks run once
+	// per boot. The kernel's boot_id (ProcRoot/sys/kernel/random/boot_id)
+	// when empty.
+	BootID string
 	// Signals, when set, is where Run takes its signals from instead of
 	// the process's own (os/signal): a test feeds them through it.
 	Signals <-chan os.Signal
@@ -63,6 +72,7 @@ type Manager struct {
 
 	services map[string]*service
 	order    []string // service IDs, in start order
+	journal  *Journal // what this supervisor keeps across its restarts
 	// rereadAfterBoot: a SIGHUP came during onboot; the tree is re-read
 	// once the services are started.
 	rereadAfterBoot bool
@@ -80,6 +90,9 @@ type service struct {
 	started  time.Time
 	stopping bool // its exit is expected: no restart
 	timer    *time.Timer
+	// failed is the last create or start error while the service has no
+	// task; it is retried by policy and at SIGHUP.
+	failed *Failure
 }
 
 // NewManager checks the options. Run does the work.
@@ -90,11 +103,14 @@ func NewManager(opts ManagerOptions) (*Manager, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.CgroupParent == "" {
-		opts.CgroupParent = "/" + opts.Namespace
-	}
 	if opts.ProcRoot == "" {
 		opts.ProcRoot = anchor.ProcRoot
+	}
+	if opts.StableAfter == 0 {
+		opts.StableAfter = StableAfter
+	}
+	if opts.BootID == "" {
+		opts.BootID = readBootID(opts.ProcRoot)
 	}
 	if opts.LogCheck == 0 {
 		opts.LogCheck = time.Second
@@ -172,14 +188,16 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err != nil {
 		m.log.Error("containers tree", "err", err)
 	}
-	m.adopt(tree)
+	m.loadJournal()
+	carried := m.adopt(tree)
 	if !m.runOnboot(ctx, tree.Onboot, sigs) {
 		m.shutdown()
 		return nil
 	}
 	for _, u := range tree.Services {
 		if _, ok := m.services[u.ID]; !ok {
-			m.startService(ctx, u, 0)
+			c := carried[u.ID]
+			m.startService(ctx, u, c.Restarts, c.Failures)
 		}
 	}
 	m.opts.Notify(daemon.SdNotifyReady)

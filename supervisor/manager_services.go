@@ -3,112 +3,24 @@ package supervisor
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
-	"golang.org/x/sys/unix"
 
 	"github.com/lf-edge/moor/anchor"
 	"github.com/lf-edge/moor/atomicfile"
 	"github.com/lf-edge/moor/lifecycle"
 )
 
-// adopt takes over the tasks an earlier supervisor left running: a live
-// task whose spec is still the tree's is watched through its pidfd instead
-// of being started twice; anything else of the namespace is stopped and
-// removed.
-func (m *Manager) adopt(tree *Tree) {
-	units := map[string]*Unit{}
-	for _, u := range tree.Services {
-		units[u.ID] = u
-	}
-	states, err := m.sup.List()
-	if err != nil {
-		m.log.Warn("list tasks to adopt", "err", err)
-	}
-	for _, st := range states {
-		id := st.ID
-		u := units[id]
-		if u != nil && st.Status == lifecycle.Running && m.sameSpec(id, u) {
-			if err := m.sup.Adopt(id); err == nil {
-				m.services[id] = &service{unit: u, restarts: st.Restarts, failures: st.Failures, started: time.Now()}
-				m.order = append(m.order, id)
-				m.log.Info("adopted running service", "id", id, "pid", st.PID)
-				continue
-			}
-		}
-		m.log.Info("removing stale task", "id", id)
-		m.removeTask(context.Background(), id, DefaultStopTimeout)
-	}
-}
-
-func (m *Manager) sameSpec(id string, u *Unit) bool {
-	spec, err := m.sup.Spec(id)
-	if err != nil {
-		return false
-	}
-	d, err := SpecDigest(spec)
-	return err == nil && d == u.Digest
-}
-
-// runOnboot runs the onboot bundles one at a time, each to completion. A
-// failure is logged and boot goes on. It returns false when a shutdown
-// signal came in the middle.
-func (m *Manager) runOnboot(ctx context.Context, units []*Unit, sigs <-chan os.Signal) bool {
-	for _, u := range units {
-		if !m.createAndStart(ctx, u, 0, 0) {
-			continue
-		}
-		done := make(chan *lifecycle.Exit, 1)
-		go func() { ex, _ := m.sup.Wait(ctx, u.ID); done <- ex }()
-		ex, ok := m.awaitOnboot(u.ID, done, sigs)
-		if !ok {
-			m.removeTask(ctx, u.ID, u.StopTimeout)
-			return false
-		}
-		m.opts.Output.Flush(u.ID) // its output before what comes next
-		if ex != nil && ex.Code != 0 {
-			m.log.Error("onboot task failed", "id", u.ID, "code", ex.Code, "reason", ex.Reason, "signal", ex.Signal)
-		} else {
-			m.log.Info("onboot task done", "id", u.ID)
-		}
-		m.removeTask(ctx, u.ID, u.StopTimeout)
-	}
-	return true
-}
-
-// awaitOnboot waits for the onboot task id to exit; ok is false when a
-// shutdown signal came first. Meanwhile SIGUSR1 writes a status dump and
-// SIGHUP is kept for once the services are started (the tree is re-read
-// then): neither ends the boot.
-func (m *Manager) awaitOnboot(id string, done <-chan *lifecycle.Exit, sigs <-chan os.Signal) (ex *lifecycle.Exit, ok bool) {
-	for {
-		select {
-		case ex := <-done:
-			return ex, true
-		case sig := <-sigs:
-			switch sig {
-			case unix.SIGUSR1:
-				m.dump()
-			case unix.SIGHUP:
-				m.log.Info("SIGHUP during onboot: the tree is re-read once the services are started", "onboot", id)
-				m.rereadAfterBoot = true
-			default:
-				m.log.Info("shutting down during onboot", "signal", sig, "onboot", id)
-				return nil, false
-			}
-		}
-	}
-}
-
 // createAndStart makes one task of a unit, its output going to its log.
-func (m *Manager) createAndStart(ctx context.Context, u *Unit, restarts, failures int) bool {
+// A task whose start fails is removed.
+func (m *Manager) createAndStart(ctx context.Context, u *Unit, restarts, failures int) error {
 	logf, err := m.opts.Output.Open(u.ID)
 	if err != nil {
-		m.log.Error("start task", "id", u.ID, "err", err)
-		return false
+		return fmt.Errorf("open output of task %s: %w", u.ID, err)
 	}
 	defer logf.Close() // the task has its own descriptor now
 	_, err = m.sup.Create(ctx, lifecycle.CreateOptions{
@@ -116,29 +28,51 @@ func (m *Manager) createAndStart(ctx context.Context, u *Unit, restarts, failure
 		Restarts: restarts, Failures: failures,
 	})
 	if err != nil {
-		m.log.Error("create task", "id", u.ID, "err", err)
-		return false
+		return err
 	}
 	if _, err := m.sup.Start(ctx, u.ID); err != nil {
-		m.log.Error("start task", "id", u.ID, "err", err)
 		m.removeTask(ctx, u.ID, 0)
-		return false
+		return err
 	}
-	return true
+	return nil
 }
 
-// startService starts a service and keeps track of it.
-func (m *Manager) startService(ctx context.Context, u *Unit, restarts int) {
-	svc := &service{unit: u, restarts: restarts, started: time.Now()}
-	if old, ok := m.services[u.ID]; ok {
-		svc.failures = old.failures
-	} else {
+// startService starts a service and keeps track of it. A service whose
+// create or start fails is kept, with its error (in the status dump, the
+// journal and so `moor list`), and retried by its policy as after a
+// failed run.
+func (m *Manager) startService(ctx context.Context, u *Unit, restarts, failures int) {
+	svc := &service{unit: u, restarts: restarts, failures: failures, started: time.Now()}
+	if _, ok := m.services[u.ID]; !ok {
 		m.order = append(m.order, u.ID)
 	}
 	m.services[u.ID] = svc
-	if m.createAndStart(ctx, u, restarts, svc.failures) {
-		m.log.Info("service started", "id", u.ID, "restarts", restarts)
+	if err := m.createAndStart(ctx, u, restarts, failures); err != nil {
+		m.log.Error("start service", "id", u.ID, "err", err)
+		svc.failed = &Failure{Error: err.Error(), At: time.Now().UTC(), Restarts: restarts, Failures: failures}
+		m.noteFailure(u.ID, svc.failed)
+		m.planRestart(svc, &lifecycle.Exit{Code: lifecycle.CodeUnknown, Reason: lifecycle.ExitUnknown, At: svc.started})
+		return
 	}
+	m.noteFailure(u.ID, nil)
+	m.log.Info("service started", "id", u.ID, "restarts", restarts)
+}
+
+// noteFailure keeps (or, with f nil, forgets) a service's failed create
+// in the journal.
+func (m *Manager) noteFailure(id string, f *Failure) {
+	if f == nil {
+		if _, ok := m.journal.Failed[id]; !ok {
+			return
+		}
+		delete(m.journal.Failed, id)
+	} else {
+		if m.journal.Failed == nil {
+			m.journal.Failed = map[string]Failure{}
+		}
+		m.journal.Failed[id] = *f
+	}
+	m.saveJournal()
 }
 
 // handleExit applies a service's restart policy to its anchor's exit. An
@@ -149,9 +83,16 @@ func (m *Manager) handleExit(id string, ex *lifecycle.Exit) {
 	if svc == nil || svc.stopping || m.taskAlive(id) {
 		return
 	}
+	m.planRestart(svc, ex)
+}
+
+// planRestart applies the service's policy to how its last run ended:
+// a restart after the backoff, or none.
+func (m *Manager) planRestart(svc *service, ex *lifecycle.Exit) {
+	id := svc.unit.ID
 	switch svc.unit.Policy.Decide(ex, svc.restarts) {
 	case Restart:
-		if ex.At.Sub(svc.started) >= StableAfter {
+		if ex.At.Sub(svc.started) >= m.opts.StableAfter {
 			svc.failures = 0
 		}
 		delay := Backoff(svc.failures)
@@ -184,10 +125,12 @@ func (m *Manager) restart(svc *service) {
 		return // removed, replaced or shutting down since the exit
 	}
 	ctx := context.Background()
-	if err := m.sup.Delete(ctx, id, true); err != nil {
-		m.log.Warn("delete before restart", "id", id, "err", err)
+	if svc.failed == nil {
+		if err := m.sup.Delete(ctx, id, true); err != nil {
+			m.log.Warn("delete before restart", "id", id, "err", err)
+		}
 	}
-	m.startService(ctx, svc.unit, svc.restarts+1)
+	m.startService(ctx, svc.unit, svc.restarts+1, svc.failures)
 }
 
 // stopService stops a service for good and forgets it.
@@ -200,7 +143,10 @@ func (m *Manager) stopService(ctx context.Context, id string) {
 	if svc.timer != nil {
 		svc.timer.Stop()
 	}
-	m.removeTask(ctx, id, svc.unit.StopTimeout)
+	if svc.failed == nil {
+		m.removeTask(ctx, id, svc.unit.StopTimeout)
+	}
+	m.noteFailure(id, nil)
 	delete(m.services, id)
 	for i, o := range m.order {
 		if o == id {
@@ -245,11 +191,18 @@ func (m *Manager) reconcile(ctx context.Context) {
 		case u.Digest != m.services[id].unit.Digest:
 			m.log.Info("service changed: restarting it", "id", id)
 			m.stopService(ctx, id)
+		case m.services[id].failed != nil:
+			svc := m.services[id]
+			m.log.Info("retrying a service whose start failed", "id", id)
+			if svc.timer != nil {
+				svc.timer.Stop()
+			}
+			m.startService(ctx, u, svc.restarts, svc.failures)
 		}
 	}
 	for _, u := range tree.Services {
 		if _, ok := m.services[u.ID]; !ok {
-			m.startService(ctx, u, 0)
+			m.startService(ctx, u, 0, 0)
 		}
 	}
 	m.log.Info("reconciled", "services", len(m.services))
@@ -277,6 +230,9 @@ type DumpEntry struct {
 	Status   lifecycle.Status `json:"status"`
 	Restarts int              `json:"restarts"`
 	RSSKiB   uint64           `json:"rssKiB"`
+	// Error is the last create or start error of a service that has no
+	// task (its status reads stopped).
+	Error string `json:"error,omitempty"`
 }
 
 func (m *Manager) dumpPath() string {
@@ -301,8 +257,15 @@ func (m *Manager) dump() {
 				e.RSSKiB = ps.RSSKiB
 			}
 		}
-		m.log.Info("status", "id", e.ID, "name", e.Name, "pid", e.PID, "status", e.Status, "restarts", e.Restarts, "rssKiB", e.RSSKiB)
 		entries = append(entries, e)
+	}
+	for _, id := range m.order {
+		if svc := m.services[id]; svc.failed != nil {
+			entries = append(entries, DumpEntry{ID: id, Name: svc.unit.Name, Status: lifecycle.Stopped, Restarts: svc.restarts, Error: svc.failed.Error})
+		}
+	}
+	for _, e := range entries {
+		m.log.Info("status", "id", e.ID, "name", e.Name, "pid", e.PID, "status", e.Status, "restarts", e.Restarts, "rssKiB", e.RSSKiB, "err", e.Error)
 	}
 	b, _ := json.MarshalIndent(entries, "", "  ")
 	if err := atomicfile.Write(m.dumpPath(), append(b, '\n'), 0o600); err != nil {
