@@ -116,6 +116,10 @@ func startSupervise(t *testing.T, cmd *exec.Cmd, env []string) *supervise {
 		for _, st := range listTasks(t, supervisor.SystemNamespace) {
 			moor(t, "--namespace", supervisor.SystemNamespace, "delete", "--force", st.ID)
 		}
+		// The next test's supervisor is a new boot's: it runs its onboot.
+		if err := os.Remove(supervisor.JournalPath(stateRoot, supervisor.SystemNamespace)); err != nil && !os.IsNotExist(err) {
+			t.Error(err)
+		}
 	})
 	return s
 }

@@ -1,0 +1,435 @@
+package test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/lf-edge/moor/lifecycle"
+	"github.com/lf-edge/moor/supervisor"
+)
+
+// An EVE-shaped containers tree, written as linuxkit writes the specs of
+// EVE's rootfs.yml: read-only roots, linuxkit's default capabilities and
+// mounts, every service in an absolute cgroup /eve/services/<name> with an
+// oomScoreAdj, and pillar with every capability, the host's PID and
+// network namespaces, /dev, the host's root read-only at /hostfs and
+// /persist (rshared, rbind), every device allowed and a shared root.
+
+// linuxkitCaps are the capabilities linuxkit gives a container that names none.
+var linuxkitCaps = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
+	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+	"CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"}
+
+// allCaps is linuxkit's "capabilities: all" on this kernel's list.
+var allCaps = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+	"CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+	"CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
+	"CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
+	"CAP_SYS_NICE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+	"CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+	"CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ"}
+
+// eveOOMScoreAdj stands for EVE's -999: a negative oom_score_adj needs
+// CAP_SYS_RESOURCE, which this VM's bounding set lacks, so the tree uses a
+// positive one; what is checked is that the spec's value reaches the task.
+const eveOOMScoreAdj = 150
+
+// eveTree is where a tree's bundles go and what they refer to.
+type eveTree struct {
+	Dir      string // the containers tree
+	Root     string // the read-only root every bundle shares, as the tasks' host sees it
+	CgPrefix string // put before /eve/services/<name>: the test's own parent on this host, "" in a guest
+	Persist  string // the host directory bound at /persist
+	SysctlD  string // the host directory bound at /etc/sysctl.d
+}
+
+// linuxkitSpec is a spec as linuxkit writes one for an image that asks
+// for nothing special: read-only root, new namespaces but the cgroup
+// namespace, linuxkit's default mounts and capabilities, no limits.
+func linuxkitSpec(root string, args ...string) *specs.Spec {
+	caps := append([]string(nil), linuxkitCaps...)
+	return &specs.Spec{
+		Version: specs.Version,
+		Root:    &specs.Root{Path: root, Readonly: true},
+		Process: &specs.Process{
+			Args: args, Cwd: "/",
+			Env:          []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+			Capabilities: &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps},
+		},
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "nodev", "noexec", "relatime"}},
+			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},
+			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+			{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
+			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+			{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+			{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "size=16m"}},
+		},
+		Linux: &specs.Linux{
+			Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.NetworkNamespace},
+				{Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}, {Type: specs.MountNamespace}},
+			MaskedPaths:   []string{"/proc/kcore", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware"},
+			ReadonlyPaths: []string{"/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
+			Resources:     &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}},
+		},
+	}
+}
+
+// eveService is a service that says where it runs, traps SIGTERM and
+// waits.
+func eveService(name string) string {
+	return fmt.Sprintf(`trap 'echo %[1]s got TERM; exit 0' TERM
+echo "%[1]s up oom_score_adj=$(cat /proc/self/oom_score_adj)"
+while :; do sleep 0.2; done`, name)
+}
+
+// pillarScript shows pillar's view: the host's root read-only at
+// /hostfs, the host's PID namespace (its PID 1 is the supervisor's
+// namespace's init), /persist shared with the host.
+const pillarScript = `trap 'echo pillar got TERM; exit 0' TERM
+if touch /hostfs/pillar-was-here 2>/dev/null; then ro=no; else ro=yes; fi
+echo "pillar up hostfs_ro=$ro pid1=$(cat /proc/1/comm) persist=$(cat /persist/status/storage-init)"
+while :; do sleep 0.2; done`
+
+// write writes the tree's bundles.
+func (e *eveTree) write(t *testing.T) {
+	t.Helper()
+	services := func(name string) string { return e.CgPrefix + "/eve/services/" + name }
+	persist := specs.Mount{Destination: "/persist", Type: "bind", Source: e.Persist, Options: []string{"rshared", "rbind"}}
+	add := func(kind, name string, s *specs.Spec) {
+		dir := filepath.Join(e.Dir, kind, name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.MarshalIndent(s, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// onboot: rngd, sysctl (its extra capabilities), modprobe (linuxkit's
+	// "modprobe -a … || :"), storage-init (prepares /persist).
+	add("onboot", "000-rngd", linuxkitSpec(e.Root, "/bin/sh", "-c", "echo rngd: entropy seeded"))
+	sysctl := linuxkitSpec(e.Root, "/bin/sh", "-c", "sysctl -w net.ipv4.ip_forward=1 && echo sysctl: applied $(ls /etc/sysctl.d)")
+	sysctl.Linux.ReadonlyPaths = slices.DeleteFunc(sysctl.Linux.ReadonlyPaths, func(p string) bool { return p == "/proc/sys" }) // linuxkit's sysctl image writes it
+	sysctl.Mounts = append(sysctl.Mounts, specs.Mount{Destination: "/etc/sysctl.d", Type: "bind", Source: e.SysctlD, Options: []string{"rbind", "ro"}})
+	for _, set := range []*[]string{&sysctl.Process.Capabilities.Bounding, &sysctl.Process.Capabilities.Effective, &sysctl.Process.Capabilities.Permitted} {
+		*set = append(*set, "CAP_SYS_ADMIN", "CAP_NET_ADMIN")
+	}
+	add("onboot", "001-sysctl", sysctl)
+	add("onboot", "002-modprobe", linuxkitSpec(e.Root, "/bin/sh", "-c", "modprobe -a nosuch_eve_module_1 nosuch_eve_module_2 2>/dev/null || :"))
+	storage := linuxkitSpec(e.Root, "/bin/sh", "-c", "mkdir -p /persist/status && echo ready > /persist/status/storage-init && echo storage-init: /persist ready")
+	storage.Mounts = append(storage.Mounts, persist)
+	add("onboot", "003-storage-init", storage)
+
+	adj := eveOOMScoreAdj
+	for _, name := range []string{"newlogd", "watchdog", "wlan"} {
+		s := linuxkitSpec(e.Root, "/bin/sh", "-c", eveService(name))
+		s.Linux.CgroupsPath = services(name)
+		s.Process.OOMScoreAdj = &adj
+		s.Annotations = map[string]string{supervisor.StopTimeoutAnnotation: "3s"}
+		add("services", name, s)
+	}
+	pillar := linuxkitSpec(e.Root, "/bin/sh", "-c", pillarScript)
+	pillar.Linux.CgroupsPath = services("pillar")
+	pillar.Process.OOMScoreAdj = &adj
+	pillar.Process.Capabilities = &specs.LinuxCapabilities{Bounding: allCaps, Effective: allCaps, Permitted: allCaps}
+	pillar.Linux.Namespaces = without(pillar.Linux.Namespaces, specs.PIDNamespace, specs.NetworkNamespace)
+	pillar.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Type: "a", Major: ptr(int64(0)), Minor: ptr(int64(0)), Access: "rwm"}}
+	pillar.Linux.RootfsPropagation = "shared"
+	pillar.Mounts = append(pillar.Mounts,
+		specs.Mount{Destination: "/dev", Type: "bind", Source: "/dev", Options: []string{"rbind", "rw"}},
+		specs.Mount{Destination: "/hostfs", Type: "bind", Source: "/", Options: []string{"rbind", "ro"}},
+		persist)
+	pillar.Annotations = map[string]string{supervisor.StopTimeoutAnnotation: "3s"}
+	add("services", "pillar", pillar)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// eveCgroupRe matches the log line of a task created in an EVE cgroup.
+func eveCreated(prefix, name string) *regexp.Regexp {
+	return regexp.MustCompile(`msg="task created" namespace=services\.linuxkit id=` + name + ` pid=\d+ cgroup=` + regexp.QuoteMeta(prefix+"/eve/services/"+name) + `\b`)
+}
+
+// TestEVETreeSupervise boots the EVE-shaped tree under `moor supervise`
+// as a child subreaper, with no --cgroup-parent: each service runs in its
+// spec's absolute cgroup, with its oom_score_adj; onboot comes first, in
+// order; pillar has the host's PID namespace and its root read-only at
+// /hostfs; a service killed with SIGKILL is recorded as 137/SIGKILL; at
+// SIGTERM the services stop in reverse order and nothing is left. The
+// supervisor runs in a PID namespace of the test's own (under unshare, with
+// a shell as its init), so that pillar's "host" PID namespace is never
+// this machine's; the cgroups are /eve/services/<name> below the test's
+// own parent, as the machine's rules want (the guest test below uses
+// /eve/services/<name> itself).
+func TestEVETreeSupervise(t *testing.T) {
+	unshare, err1 := exec.LookPath("unshare")
+	nsenter, err2 := exec.LookPath("nsenter")
+	if err1 != nil || err2 != nil {
+		t.Fatalf("unshare and nsenter (util-linux) are needed: %v %v", err1, err2)
+	}
+	dir := filepath.Join(scratch, taskID(t))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	e := &eveTree{Dir: filepath.Join(dir, "containers"), Root: busyboxRoot, CgPrefix: cgroupRunParent + "-eve",
+		Persist: filepath.Join(dir, "persist"), SysctlD: filepath.Join(dir, "sysctl.d")}
+	for _, d := range []string{e.Persist, e.SysctlD} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(e.SysctlD, "00-eve.conf"), []byte("net.ipv4.ip_forward = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.write(t)
+	t.Cleanup(func() {
+		for _, p := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup/memory", "/sys/fs/cgroup"} {
+			if _, err := os.Stat(filepath.Join(p, e.CgPrefix)); err == nil {
+				t.Errorf("cgroup %s%s is left", p, e.CgPrefix)
+			}
+		}
+	})
+
+	logs := filepath.Join(dir, "logs")
+	cmd := exec.Command(unshare, "--pid", "--fork", "--mount-proc", "--kill-child", "/bin/sh", "-c",
+		`"$@" & wait $!`, "sh", moorBin, "--root", stateRoot, "--debug", "supervise", "--containers", e.Dir, "--log-dir", logs)
+	sup := startSupervise(t, cmd, nil)
+	shPID := childOf(t, cmd.Process.Pid)
+	var moorPID int
+	waitFor(t, 10*time.Second, "moor under the namespace's shell", func() bool {
+		if c := children(shPID); len(c) == 1 {
+			moorPID = c[0]
+		}
+		return moorPID != 0
+	})
+	sup.target = moorPID
+	inside := func(args ...string) ([]byte, error) {
+		return exec.Command(nsenter, append([]string{"--target", strconv.Itoa(moorPID), "--pid", "--mount", moorBin, "--root", stateRoot,
+			"--namespace", supervisor.SystemNamespace}, args...)...).Output()
+	}
+	state := func(id string) (lifecycle.State, bool) {
+		var st lifecycle.State
+		out, err := inside("state", id)
+		return st, err == nil && json.Unmarshal(out, &st) == nil
+	}
+	names := []string{"newlogd", "watchdog", "wlan", "pillar"}
+	waitFor(t, 60*time.Second, "every EVE service to run", func() bool {
+		for _, n := range names {
+			if st, ok := state(n); !ok || st.Status != lifecycle.Running {
+				return false
+			}
+		}
+		return true
+	})
+	logOf := func(n string) string { b, _ := os.ReadFile(filepath.Join(logs, n+".log")); return string(b) }
+	waitFor(t, 10*time.Second, "pillar to report", func() bool { return strings.Contains(logOf("pillar"), "pillar up") })
+	slog := sup.log(t)
+	for _, n := range names {
+		if !eveCreated(e.CgPrefix, n).MatchString(slog) {
+			t.Errorf("service %s was not created in cgroup %s/eve/services/%s", n, e.CgPrefix, n)
+		}
+		if want := fmt.Sprintf("oom_score_adj=%d", eveOOMScoreAdj); n != "pillar" && !strings.Contains(logOf(n), want) {
+			t.Errorf("%s's log %q has no %s", n, logOf(n), want)
+		}
+	}
+	for _, want := range []string{"rngd: entropy seeded", "sysctl: applied 00-eve.conf", "storage-init: /persist ready"} {
+		if id := strings.SplitN(want, ":", 2)[0]; !strings.Contains(logOf(id), want) {
+			t.Errorf("onboot %s's log has no %q: %q", id, want, logOf(id))
+		}
+	}
+	i := strings.Index(slog, `msg="onboot task done" component=supervise id=storage-init`)
+	j := strings.Index(slog, `msg="task created" namespace=services.linuxkit id=newlogd`)
+	if i < 0 || j < 0 || i > j {
+		t.Errorf("onboot did not end before the services began (%d, %d)", i, j)
+	}
+	for k, n := range []string{"rngd", "sysctl", "modprobe"} {
+		a := strings.Index(slog, "onboot task done\" component=supervise id="+n)
+		b := strings.Index(slog, "onboot task done\" component=supervise id="+[]string{"sysctl", "modprobe", "storage-init"}[k])
+		if a < 0 || b < 0 || a > b {
+			t.Errorf("onboot %s did not finish, or not before the next", n)
+		}
+	}
+	if p := logOf("pillar"); !strings.Contains(p, "hostfs_ro=yes") || !strings.Contains(p, "persist=ready") || !strings.Contains(p, "pid1=sh") {
+		t.Errorf("pillar's view: %q, want the host root read-only, /persist shared and the supervisor's PID namespace", p)
+	}
+	// pillar shares the supervisor's PID namespace; the others do not.
+	pst, _ := state("pillar")
+	nst, _ := state("newlogd")
+	if nsOf(t, hostPID(t, moorPID, pst.PID), "pid") != nsOf(t, moorPID, "pid") || nsOf(t, hostPID(t, moorPID, nst.PID), "pid") == nsOf(t, moorPID, "pid") {
+		t.Error("pillar is not in the supervisor's PID namespace, or newlogd is")
+	}
+
+	// A service killed with SIGKILL: its exit is 137/SIGKILL.
+	if err := unix.Kill(hostPID(t, moorPID, nst.PID), unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "newlogd's exit to be recorded", func() bool {
+		st, ok := state("newlogd")
+		return ok && st.Status == lifecycle.Stopped && st.Exit != nil
+	})
+	if st, _ := state("newlogd"); st.Exit.Code != 137 || st.Exit.Signal != "SIGKILL" {
+		t.Errorf("newlogd killed: exit %+v, want 137 SIGKILL", st.Exit)
+	}
+
+	if code := sup.stop(t, unix.SIGTERM); code != 0 {
+		t.Fatalf("supervisor exit %d, want 0", code)
+	}
+	slog = sup.log(t)
+	last := -1
+	for _, n := range []string{"wlan", "watchdog", "pillar"} { // reverse start order
+		k := strings.Index(logOf(n), n+" got TERM")
+		if k < 0 {
+			t.Errorf("%s got no SIGTERM at shutdown", n)
+		}
+		at := strings.Index(slog, `msg="task stopped" namespace=services.linuxkit id=`+n)
+		if at < last {
+			t.Errorf("%s stopped before a service started before it", n)
+		}
+		last = at
+	}
+	if _, err := os.Stat("/pillar-was-here"); err == nil {
+		os.Remove("/pillar-was-here")
+		t.Error("pillar wrote to the host's root through /hostfs")
+	}
+}
+
+// hostPID is the host PID of a descendant of sup whose PID in sup's
+// PID namespace is pid.
+func hostPID(t *testing.T, sup, pid int) int {
+	t.Helper()
+	level := len(nspid(sup)) - 1 // sup's namespace's place in NSpid
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if f := nspid(p); len(f) > level && f[level] == strconv.Itoa(pid) && descends(p, sup) {
+			return p
+		}
+	}
+	t.Fatalf("no process %d in the PID namespace of %d", pid, sup)
+	return 0
+}
+
+// nspid is the NSpid line of a process's status: its PID in each PID
+// namespace it is in, the host's first.
+func nspid(pid int) []string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			return strings.Fields(rest)
+		}
+	}
+	return nil
+}
+
+// descends reports whether p is anc or one of its descendants.
+func descends(p, anc int) bool {
+	for p > 1 {
+		if p == anc {
+			return true
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
+		if err != nil {
+			return false
+		}
+		m := regexp.MustCompile(`(?m)^PPid:\s+(\d+)`).FindSubmatch(b)
+		if m == nil {
+			return false
+		}
+		p, _ = strconv.Atoi(string(m[1]))
+	}
+	return false
+}
+
+// nsOf is the namespace link of pid's namespace of the given type.
+func nsOf(t *testing.T, pid int, typ string) string {
+	t.Helper()
+	l, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, typ))
+	return l
+}
+
+// pillarKills is pillar's script in the guest: it drives moor as EVE's
+// pillar would, through the machine's own moor binary (/init) and state
+// root seen at /hostfs, and SIGKILLs newlogd's anchor by the PID moor
+// reports.
+const pillarKills = `n=0; while [ $n -lt 100 ]; do
+  pid=$(/hostfs/init --root /hostfs/run/moor --namespace services.linuxkit state newlogd 2>/dev/null | sed -n 's/^  "pid": \([0-9]*\),$/\1/p')
+  [ -n "$pid" ] && [ "$pid" != 0 ] && break; n=$((n+1)); sleep 0.2
+done
+echo "pillar kills newlogd $pid"; kill -9 "$pid"
+`
+
+// TestEVETreeMachine boots the EVE-shaped tree with moor as PID 1 of a
+// TCG machine (Debian's kernel), its cgroups /eve/services/<name> as
+// EVE's rootfs.yml writes them: onboot first, in order; every service in
+// its cgroup with its oom_score_adj; pillar in the machine's PID
+// namespace with its root read-only at /hostfs, from where it finds
+// newlogd through moor and kills it: PID 1 records 137/SIGKILL; the power
+// button stops the services in reverse order and powers off.
+func TestEVETreeMachine(t *testing.T) {
+	tr := newMachineTree(t)
+	e := &eveTree{Dir: tr.Dir, Root: "/containers/rootfs", Persist: "/containers/persist", SysctlD: "/containers/sysctl.d"}
+	for _, d := range []string{"persist", "sysctl.d"} {
+		if err := os.MkdirAll(filepath.Join(tr.Dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(tr.Dir, "sysctl.d", "00-eve.conf"), []byte("net.ipv4.ip_forward = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.write(t)
+	// pillar also drives moor: it kills newlogd once it runs.
+	editSpec(t, filepath.Join(tr.Dir, "services", "pillar"), func(s *specs.Spec) {
+		s.Process.Args = []string{"/bin/sh", "-c", pillarKills + pillarScript}
+	})
+	g := bootMachine(t, tr, "")
+	g.figures(t)
+	g.waitConsole(t, 30*time.Second, `\[pillar\] pillar up`)
+	g.waitConsole(t, 30*time.Second, `msg="task exited" namespace=services\.linuxkit id=newlogd pid=\d+ code=137 reason=signaled signal=SIGKILL`)
+
+	con := g.consoleText()
+	for _, n := range []string{"newlogd", "watchdog", "wlan", "pillar"} {
+		if !eveCreated("", n).MatchString(con) {
+			t.Errorf("console: service %s was not created in cgroup /eve/services/%s", n, n)
+		}
+	}
+	for _, want := range []string{
+		"[rngd] rngd: entropy seeded", "[sysctl] sysctl: applied 00-eve.conf", "[storage-init] storage-init: /persist ready",
+		fmt.Sprintf("[watchdog] watchdog up oom_score_adj=%d", eveOOMScoreAdj),
+		"[pillar] pillar up hostfs_ro=yes pid1=init persist=ready",
+		"[pillar] pillar kills newlogd ",
+	} {
+		if !strings.Contains(con, want) {
+			t.Errorf("console has no %q", want)
+		}
+	}
+	before(t, con, "[rngd] rngd: entropy seeded", "[sysctl] sysctl: applied")
+	before(t, con, "[sysctl] sysctl: applied", "[storage-init] storage-init")
+	before(t, con, "[storage-init] storage-init", `id=newlogd`)
+
+	g.qmpRun(t, "system_powerdown", nil)
+	g.waitExit(t, 3*time.Second+machineDownMargin)
+	con = g.consoleText()
+	before(t, con, "[wlan] wlan got TERM", "[watchdog] watchdog got TERM")
+	before(t, con, "[watchdog] watchdog got TERM", "[pillar] pillar got TERM")
+	if !strings.Contains(con, "reboot: Power down") {
+		t.Error("the machine did not power off")
+	}
+}
