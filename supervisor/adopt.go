@@ -40,7 +40,8 @@ func (m *Manager) saveJournal() {
 // stopped one stays stopped when its policy ended it for good, and is
 // restarted with its backoff otherwise (it ended while no supervisor
 // watched); restart counts and backoff come back from the tasks' records,
-// and those of services whose create failed from the journal; a changed service
+// and those of services that had none (being restarted, or their create
+// failed) from the journal; a changed service
 // starts afresh. Onboot tasks
 // of this boot are left to runOnboot; anything else of the namespace is
 // stopped and removed. It returns the counts of the services it did not
@@ -51,7 +52,7 @@ func (m *Manager) adopt(tree *Tree) map[string]counts {
 		units[u.ID] = u
 	}
 	carried := map[string]counts{}
-	for id, f := range m.journal.Failed {
+	for id, f := range m.journal.Untasked {
 		if units[id] != nil {
 			carried[id] = counts{f.Restarts, f.Failures}
 		}

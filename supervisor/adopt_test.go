@@ -121,9 +121,9 @@ func TestFailedCreateIsKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, ok := jr.Failed["broken"]
+	f, ok := jr.Untasked["broken"]
 	if !ok || !strings.Contains(f.Error, "root.path") || f.Restarts != 2 {
-		t.Fatalf("journal: %+v, want broken's root.path error after 2 restarts", jr.Failed)
+		t.Fatalf("journal: %+v, want broken's root.path error after 2 restarts", jr.Untasked)
 	}
 	r.signal(t, unix.SIGUSR1)
 	dump := filepath.Join(r.root, "status-"+supervisor.SystemNamespace+".json")
@@ -144,7 +144,7 @@ func TestFailedCreateIsKept(t *testing.T) {
 	r.running(t, "broken", 0)
 	until(t, "the journal to forget the error", func() bool {
 		jr, err := supervisor.ReadJournal(r.root, supervisor.SystemNamespace)
-		return err == nil && len(jr.Failed) == 0
+		return err == nil && len(jr.Untasked) == 0
 	})
 }
 

@@ -19,8 +19,8 @@ import (
 // which it ran the onboot tasks and which of them it started, and the
 // services whose create failed, with their last error. Restart counts and
 // backoff of services that have a task come back from the tasks' records;
-// the journal holds only what no record can: a task that was never made, and
-// the fact that onboot ran.
+// the journal holds only what no record can: the counts of a service that
+// has no task (being restarted, or never made), and the fact that onboot ran.
 type Journal struct {
 	// BootID is the kernel's boot_id of the boot the onboot tasks ran in.
 	BootID string `json:"bootID"`
@@ -30,17 +30,19 @@ type Journal struct {
 	Onboot []string `json:"onboot,omitempty"`
 	// OnbootDone: every onboot task ran to its end in that boot.
 	OnbootDone bool `json:"onbootDone,omitempty"`
-	// Failed holds the services whose last create or start failed.
-	Failed map[string]Failure `json:"failed,omitempty"`
+	// Untasked holds the services that have no task: one being restarted
+	// (its old task deleted, the new one not made yet) and one whose create
+	// or start failed.
+	Untasked map[string]Untasked `json:"untasked,omitempty"`
 }
 
-// Failure is a service that has no task because its create or start
-// failed: its last error, and the counts its retries carry.
-type Failure struct {
-	Error    string    `json:"error"`
-	At       time.Time `json:"at"`
+// Untasked is a service without a task: the counts its next start
+// carries and, when its create or start failed, the error.
+type Untasked struct {
 	Restarts int       `json:"restarts"`
 	Failures int       `json:"failures"`
+	Error    string    `json:"error,omitempty"`
+	At       time.Time `json:"at,omitzero"`
 }
 
 // JournalPath is the journal of namespace's supervisor under root.

@@ -92,7 +92,7 @@ type service struct {
 	timer    *time.Timer
 	// failed is the last create or start error while the service has no
 	// task; it is retried by policy and at SIGHUP.
-	failed *Failure
+	failed *Untasked
 }
 
 // NewManager checks the options. Run does the work.

@@ -49,28 +49,28 @@ func (m *Manager) startService(ctx context.Context, u *Unit, restarts, failures 
 	m.services[u.ID] = svc
 	if err := m.createAndStart(ctx, u, restarts, failures); err != nil {
 		m.log.Error("start service", "id", u.ID, "err", err)
-		svc.failed = &Failure{Error: err.Error(), At: time.Now().UTC(), Restarts: restarts, Failures: failures}
-		m.noteFailure(u.ID, svc.failed)
+		svc.failed = &Untasked{Error: err.Error(), At: time.Now().UTC(), Restarts: restarts, Failures: failures}
+		m.noteUntasked(u.ID, svc.failed)
 		m.planRestart(svc, &lifecycle.Exit{Code: lifecycle.CodeUnknown, Reason: lifecycle.ExitUnknown, At: svc.started})
 		return
 	}
-	m.noteFailure(u.ID, nil)
+	m.noteUntasked(u.ID, nil)
 	m.log.Info("service started", "id", u.ID, "restarts", restarts)
 }
 
-// noteFailure keeps (or, with f nil, forgets) a service's failed create
-// in the journal.
-func (m *Manager) noteFailure(id string, f *Failure) {
+// noteUntasked keeps in the journal (or, with f nil, forgets) a service
+// that has no task: its counts, and its error when its create failed.
+func (m *Manager) noteUntasked(id string, f *Untasked) {
 	if f == nil {
-		if _, ok := m.journal.Failed[id]; !ok {
+		if _, ok := m.journal.Untasked[id]; !ok {
 			return
 		}
-		delete(m.journal.Failed, id)
+		delete(m.journal.Untasked, id)
 	} else {
-		if m.journal.Failed == nil {
-			m.journal.Failed = map[string]Failure{}
+		if m.journal.Untasked == nil {
+			m.journal.Untasked = map[string]Untasked{}
 		}
-		m.journal.Failed[id] = *f
+		m.journal.Untasked[id] = *f
 	}
 	m.saveJournal()
 }
@@ -126,6 +126,9 @@ func (m *Manager) restart(svc *service) {
 	}
 	ctx := context.Background()
 	if svc.failed == nil {
+		// Noted first: a supervisor killed between the delete and the
+		// create still carries the counts on.
+		m.noteUntasked(id, &Untasked{Restarts: svc.restarts + 1, Failures: svc.failures})
 		if err := m.sup.Delete(ctx, id, true); err != nil {
 			m.log.Warn("delete before restart", "id", id, "err", err)
 		}
@@ -146,7 +149,7 @@ func (m *Manager) stopService(ctx context.Context, id string) {
 	if svc.failed == nil {
 		m.removeTask(ctx, id, svc.unit.StopTimeout)
 	}
-	m.noteFailure(id, nil)
+	m.noteUntasked(id, nil)
 	delete(m.services, id)
 	for i, o := range m.order {
 		if o == id {
