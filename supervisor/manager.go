@@ -106,7 +106,7 @@ func NewManager(opts ManagerOptions) (*Manager, error) {
 		if opts.Logs.Dir == "" {
 			return nil, errors.New("manager: no log directory")
 		}
-		opts.Output = opts.Logs
+		opts.Output = NewLogFiles(opts.Logs)
 	}
 	return &Manager{
 		opts:     opts,

@@ -201,6 +201,7 @@ func (m *Manager) stopService(ctx context.Context, id string) {
 		svc.timer.Stop()
 	}
 	m.removeTask(ctx, id, svc.unit.StopTimeout)
+	m.opts.Output.Flush(id) // the last of its output before it is forgotten
 	delete(m.services, id)
 	for i, o := range m.order {
 		if o == id {
