@@ -27,7 +27,8 @@ type ManagerOptions struct {
 	// (a machine's console).
 	Output TaskOutput
 	Logger *slog.Logger
-	// LogCheck is how often task logs are looked after (write errors reported, a pipe an earlier supervisor left read again); 1s when 0.
+	// LogCheck is how often task logs are looked after (write errors
+	// reported, a pipe an earlier supervisor left read again); 1s when 0.
 	LogCheck time.Duration
 	// ProcRoot is procfs; anchor.ProcRoot when empty.
 	ProcRoot string

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -152,6 +153,41 @@ func TestLogBound(t *testing.T) {
 	if limit := 2*bound + 2*(keep+1)*int64(os.Getpagesize()); high > limit {
 		t.Errorf("the file system peaked at %d bytes used, past the two bounds (%d)", high, limit)
 	}
+	if code := sup.stop(t, unix.SIGTERM); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+// TestLogFullFileSystem: on a file system something else filled, a
+// service's newest output still reaches its log, its oldest output making
+// room.
+func TestLogFullFileSystem(t *testing.T) {
+	tr := newTree(t)
+	mountTmpfs(t, tr.Logs, 16<<20)
+	tr.add(t, "services", "svc", `yes "old output" | head -c 3000000; echo old-done; while [ ! -e /shared/go ]; do sleep 0.05; done; `+
+		`yes "new output" | head -c 2000000; echo newest; `+idle, nil)
+	sup := tr.start(t, nil, "--log-max-size", "1MiB", "--log-keep", "3")
+	waitFor(t, 30*time.Second, "the old output", func() bool { return logTail(tr.Logs, "svc", "old-done\n") })
+	filler, err := os.Create(filepath.Join(tr.Logs, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer filler.Close()
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := filler.Write(chunk); err != nil {
+			if !errors.Is(err, unix.ENOSPC) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	if err := os.WriteFile(filepath.Join(tr.Shared, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the newest output", func() bool { return logTail(tr.Logs, "svc", "newest\n") })
+	kept, files := taskLogs(t, tr.Logs, "svc", 1<<20, 3)
+	t.Logf("on a full file system: %d bytes kept in %d files, the newest output last", kept, files)
 	if code := sup.stop(t, unix.SIGTERM); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
