@@ -54,7 +54,7 @@ fuzz:
 # beside two CPU hogs, which a timeout bounds and which are killed by PID.
 soak: deps build
 	MOOR_SOAK=1 MOOR_BIN=$(CURDIR)/bin/moor $(GO) test -count=1 -p 1 -v -timeout 60m \
-		-run '^(TestCycles|TestCrashAnywhere)$$' ./test
+		-run '^(TestCycles|TestCrashAnywhere|TestLogBound)$$' ./test
 	timeout 60m sh -c 'while :; do :; done' & h1=$$!; \
 	timeout 60m sh -c 'while :; do :; done' & h2=$$!; \
 	MOOR_BIN=$(CURDIR)/bin/moor $(GO) test -count=1 -p 1 -v -timeout 50m ./test; rc=$$?; \

@@ -8,6 +8,16 @@
 // machine's PID 1 does around it (early mounts, console, poweroff) is
 // package supervisor/machine.
 //
+// Task logs (LogFiles) are bounded whatever a task writes: it writes into
+// a named pipe in the log directory, which a writer of the supervisor's
+// appends to the task's log, rotating by rename exactly at the size bound
+// (margin zero: no file is longer, a task's logs never take more than
+// (Keep+1)×MaxBytes; on a full file system the task's oldest output goes
+// first). The task's end is opened read-write so that the pipe always has
+// a reader: when the supervisor dies, the task's output waits in the pipe
+// and then the task's writes wait (never EPIPE or SIGPIPE) until the next
+// supervisor opens the pipe by its name again.
+//
 // It drives tasks only through package lifecycle's public API and must not
 // reach into its state store or libcontainer. The runtime, the reaper and
 // the signals can be handed in (ManagerOptions), so its unit tests run a
@@ -17,5 +27,6 @@
 // reaper's goroutine, signal handling and timers only post work to it, so
 // its thread count does not grow with the number of services. A
 // ConsoleOutput copies each task's pipe on a goroutine of its own, parked
-// in the runtime's poller (not a thread), touching only the Console.
+// in the runtime's poller (not a thread), touching only the Console; a
+// LogFiles does the same, each goroutine touching only its task's files.
 package supervisor

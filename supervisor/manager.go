@@ -27,7 +27,8 @@ type ManagerOptions struct {
 	// (a machine's console).
 	Output TaskOutput
 	Logger *slog.Logger
-	// LogCheck is how often task logs are checked for rotation; 1s when 0.
+	// LogCheck is how often task logs are looked after (write errors
+	// reported, a pipe an earlier supervisor left read again); 1s when 0.
 	LogCheck time.Duration
 	// ProcRoot is procfs; anchor.ProcRoot when empty.
 	ProcRoot string
@@ -122,7 +123,7 @@ func NewManager(opts ManagerOptions) (*Manager, error) {
 		if opts.Logs.Dir == "" {
 			return nil, errors.New("manager: no log directory")
 		}
-		opts.Output = opts.Logs
+		opts.Output = NewLogFiles(opts.Logs)
 	}
 	return &Manager{
 		opts:     opts,

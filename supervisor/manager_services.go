@@ -148,6 +148,7 @@ func (m *Manager) stopService(ctx context.Context, id string) {
 	}
 	if svc.failed == nil {
 		m.removeTask(ctx, id, svc.unit.StopTimeout)
+		m.opts.Output.Flush(id) // the last of its output before it is forgotten
 	}
 	m.noteUntasked(id, nil)
 	delete(m.services, id)

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -372,12 +371,11 @@ func TestShutdown(t *testing.T) {
 	}
 }
 
-// TestLogRotation: a service's log is rotated once it grows past the
-// limit, the service writing on through its own descriptor.
+// TestLogRotation: a service's log is rotated once it reaches the limit,
+// the service writing on through its own descriptor.
 func TestLogRotation(t *testing.T) {
 	r := newRig(t)
-	r.opts.Logs.MaxBytes, r.opts.Logs.Keep = 1, 1
-	r.opts.LogCheck = 10 * time.Millisecond
+	r.opts.Logs.MaxBytes, r.opts.Logs.Keep = int64(len("hello\n")), 1
 	r.add(t, "services", "chatty", "echo hello; "+sleeper, nil)
 	r.run(t)
 	r.ready(t)

@@ -8,10 +8,10 @@ import (
 	"strconv"
 )
 
-// TaskLogs keeps each task's stdout and stderr in Dir/<id>.log. The task
-// writes the file itself (O_APPEND), so its output never depends on the
-// supervisor being alive; Rotate caps the size by copy-and-truncate,
-// keeping Keep older files <id>.log.1 (newest) … <id>.log.<Keep>.
+// TaskLogs says where each task's stdout and stderr are kept: Dir/<id>.log,
+// at most MaxBytes long (no bound when 0), with Keep older files
+// <id>.log.1 (newest) … <id>.log.<Keep> (at least one). LogFiles writes
+// them.
 type TaskLogs struct {
 	Dir      string
 	MaxBytes int64
@@ -21,38 +21,55 @@ type TaskLogs struct {
 // Path is the log file of a task.
 func (l TaskLogs) Path(id string) string { return filepath.Join(l.Dir, id+".log") }
 
-// Open opens a task's log for the task to write.
-func (l TaskLogs) Open(id string) (*os.File, error) {
-	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("open log of %s: %w", id, err)
+// pipePath is the named pipe a task writes its output into.
+func (l TaskLogs) pipePath(id string) string { return filepath.Join(l.Dir, "."+id+".pipe") }
+
+func (l TaskLogs) keep() int { return max(l.Keep, 1) }
+
+// old is the n-th older log of a task (1 is the newest).
+func (l TaskLogs) old(id string, n int) string { return l.Path(id) + "." + strconv.Itoa(n) }
+
+// shift makes room for a new <id>.log.1: the oldest kept log goes, the
+// others move one up.
+func (l TaskLogs) shift(id string) {
+	_ = os.Remove(l.old(id, l.keep()))
+	for i := l.keep() - 1; i >= 1; i-- {
+		_ = os.Rename(l.old(id, i), l.old(id, i+1))
 	}
-	f, err := os.OpenFile(l.Path(id), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
-	if err != nil {
-		return nil, fmt.Errorf("open log of %s: %w", id, err)
-	}
-	return f, nil
 }
 
-// Flush returns at once: a task writes its log file itself.
-func (l TaskLogs) Flush(string) {}
+// dropOldest removes the oldest older log of a task there is, and says
+// whether there was one.
+func (l TaskLogs) dropOldest(id string) bool {
+	for i := l.keep(); i >= 1; i-- {
+		if os.Remove(l.old(id, i)) == nil {
+			return true
+		}
+	}
+	return false
+}
 
-// Rotate rotates a task's log once it has grown past MaxBytes.
-func (l TaskLogs) Rotate(id string) error {
+// truncateOversize caps the log of a task that writes the file itself (one
+// an earlier moor started, before task output went through a pipe) by
+// copy-and-truncate, once it has grown past MaxBytes. The log is truncated
+// even when the copy fails (a full file system): the newest output wins
+// over the oldest.
+func (l TaskLogs) truncateOversize(id string) error {
 	path := l.Path(id)
 	fi, err := os.Stat(path)
 	if err != nil || fi.Size() <= l.MaxBytes || l.MaxBytes <= 0 {
 		return nil
 	}
-	keep := max(l.Keep, 1)
-	_ = os.Remove(path + "." + strconv.Itoa(keep))
-	for i := keep - 1; i >= 1; i-- {
-		_ = os.Rename(path+"."+strconv.Itoa(i), path+"."+strconv.Itoa(i+1))
-	}
-	if err := copyFile(path, path+".1"); err != nil {
-		return fmt.Errorf("rotate log of %s: %w", id, err)
+	l.shift(id)
+	copyErr := copyFile(path, l.old(id, 1))
+	if copyErr != nil {
+		_ = os.Remove(l.old(id, 1)) // a partial copy only holds space
 	}
 	if err := os.Truncate(path, 0); err != nil {
-		return fmt.Errorf("rotate log of %s: %w", id, err)
+		return fmt.Errorf("truncate log of %s: %w", id, err)
+	}
+	if copyErr != nil {
+		return fmt.Errorf("rotate log of %s: truncated without a copy: %w", id, copyErr)
 	}
 	return nil
 }

@@ -32,7 +32,7 @@ SIGUSR2 restarts it.`,
 	Flags: []cli.Flag{
 		cli.StringFlag{Name: "containers", Value: "/containers", Usage: "the containers tree"},
 		cli.StringFlag{Name: "log-dir", Value: "/var/log/moor", Usage: "where each task's output goes (<id>.log); a machine's init without it sends the output to the console"},
-		cli.StringFlag{Name: "log-max-size", Value: "1MiB", Usage: "rotate a task's log past this size"},
+		cli.StringFlag{Name: "log-max-size", Value: "1MiB", Usage: "a task's log never grows past this size: it is rotated there"},
 		cli.IntFlag{Name: "log-keep", Value: 3, Usage: "rotated logs kept per task"},
 	},
 	Action: func(ctx *cli.Context) error {
