@@ -72,6 +72,20 @@ type RunState struct {
 	Updated time.Time `json:"updated"`
 }
 
+// AnchorEnded finishes the run state of a task whose anchor has ended:
+// one the anchor left unfinished (it was killed, by signal when known,
+// before it could say how the guest ended) reads as crashed, the guest
+// having gone with its anchor. A finished one is left as it is.
+func (st *RunState) AnchorEnded(signal string) {
+	if st.End != "" {
+		return
+	}
+	st.State, st.End, st.Reason = GuestCrashed, EndCrashed, "anchor ended before the guest"
+	if signal != "" {
+		st.Reason = "anchor killed by " + signal + " before the guest ended"
+	}
+}
+
 // RunStateFile is the run state's file name in the run directory.
 const RunStateFile = "runstate.json"
 

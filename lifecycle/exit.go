@@ -10,6 +10,7 @@ import (
 
 	"github.com/lf-edge/moor/anchor"
 	"github.com/lf-edge/moor/cgroup"
+	"github.com/lf-edge/moor/devicemodel"
 	"github.com/lf-edge/moor/reaper"
 )
 
@@ -37,13 +38,36 @@ func exitOf(r reaper.Reaped, memDir string) *Exit {
 }
 
 // unseenExit is the exit of an anchor whose status no reaper of moor's
-// saw: an OOM kill while the task's memory cgroup (memDir) counts one,
-// otherwise unknown.
-func unseenExit(memDir string) *Exit {
+// saw: a container app VM's app exit when its guest reported one (vm,
+// nil for other tasks), an OOM kill while the task's memory cgroup
+// (memDir) counts one, otherwise unknown.
+func unseenExit(memDir string, vm *devicemodel.RunState) *Exit {
+	if ex := appExit(vm, nil); ex != nil {
+		return ex
+	}
 	if oomKilled(memDir) {
 		return &Exit{Code: 128 + int(unix.SIGKILL), Signal: "SIGKILL", Reason: ExitOOM}
 	}
 	return &Exit{Code: CodeUnknown, Reason: ExitUnknown}
+}
+
+// appExit is the exit of a container app VM as its guest reported the
+// app's (vm.AppExit): the code the anchor exits with, and the signal that
+// killed the app, if one did. It is nil for another task or an app that
+// reported none. seen, the anchor's exit when a reaper saw it, gives the
+// time.
+func appExit(vm *devicemodel.RunState, seen *Exit) *Exit {
+	if vm == nil || vm.AppExit == nil {
+		return nil
+	}
+	ex := &Exit{Code: vm.AppExit.Code, Signal: vm.AppExit.Signal, Reason: ExitCode, At: vm.Updated}
+	if ex.Signal != "" {
+		ex.Reason = ExitSignal
+	}
+	if seen != nil {
+		ex.At = seen.At
+	}
+	return ex
 }
 
 // oomKilled reports whether a memory cgroup ("" for none) counts an OOM
@@ -182,7 +206,8 @@ func (s *Tasks) Adopt(ref string) error {
 			s.log.Warn("watch adopted task", "id", rec.ID, "err", err)
 			return
 		}
-		ex := unseenExit(memDir)
+		vm, _ := devicemodel.ReadRunState(rec.Annotations)
+		ex := unseenExit(memDir, vm)
 		ex.At = time.Now().UTC()
 		s.recordExit(rec.Namespace, rec.ID, rec.Anchor, ex)
 	}()

@@ -69,13 +69,13 @@ func (s *Tasks) stateOf(rec *Record) *State {
 		Restarts:    rec.Restarts,
 		Failures:    rec.Failures,
 	}
-	if st.Status != Stopped {
-		st.PID = rec.Anchor.PID
-	} else if st.Exit == nil {
-		st.Exit = h.exitFacts()
-	}
 	if vm, err := devicemodel.ReadRunState(rec.Annotations); err == nil {
 		st.VM = vm
+	}
+	if st.Status != Stopped {
+		st.PID = rec.Anchor.PID
+	} else {
+		st.Exit = h.stoppedExit(st.VM)
 	}
 	st.Rootfs = rec.Rootfs
 	if st.Rootfs == "" { // a record from before Rootfs was kept
@@ -121,13 +121,31 @@ func (s *Tasks) Spec(ref string) (*specs.Spec, error) {
 	return s.store.LoadSpec(rec.Namespace, rec.ID)
 }
 
-// exitFacts is what can still be told of an exit no reaper of moor's saw
-// (a task created and started by the CLI): an OOM kill, while the task's
+// stoppedExit is how a stopped task ended. A container app VM's is its
+// app's, as its guest reported it, whether or not a reaper of moor's saw
+// the anchor end (vm is the guest's run state, nil for other tasks); a
+// run state the anchor could not finish (it was killed) is finished here.
+// Another's is the exit recorded or, when no reaper of moor's saw it (a
+// task created and started by the CLI), an OOM kill while the task's
 // cgroup counts it; otherwise the code and reason are unknown.
-func (h *handle) exitFacts() *Exit {
-	memDir := ""
-	if c, err := h.container(); err == nil {
-		memDir = memoryDir(c)
+func (h *handle) stoppedExit(vm *devicemodel.RunState) *Exit {
+	ex := appExit(vm, h.rec.Exit)
+	if ex == nil {
+		ex = h.rec.Exit
 	}
-	return unseenExit(memDir)
+	if ex == nil {
+		memDir := ""
+		if c, err := h.container(); err == nil {
+			memDir = memoryDir(c)
+		}
+		ex = unseenExit(memDir, nil)
+	}
+	if vm != nil {
+		sig := ""
+		if h.rec.Exit != nil {
+			sig = h.rec.Exit.Signal
+		}
+		vm.AnchorEnded(sig)
+	}
+	return ex
 }

@@ -8,6 +8,7 @@ pkgs=(
   ovmf                                              # mode fml: UEFI firmware and its variable store
   containerd runc podman conmon catatonit           # real clients: containerd's shim, its CRI plugin, podman
   strace                                            # the crash tests: SIGKILL injected at a syscall
+  mmdebstrap                                        # the image tests: a Debian root with python3, cached in bin/images
 )
 # Debian's arm64 kernel and busybox for the arm64 guest test, fetched into
 # bin/arm64-guest (not installed); the test says why it skips without them.

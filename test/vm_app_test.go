@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lf-edge/moor/devicemodel"
+	"github.com/lf-edge/moor/lifecycle"
 )
 
 // Container apps inside VMs (moor vm spec --app): a busybox app bundle
@@ -36,13 +37,20 @@ func appBundle(t *testing.T, script string) (*bundle, string) {
 // runs the script.
 func appBundleIn(t *testing.T, root, script string) (*bundle, string) {
 	t.Helper()
-	b := newBundle(t, "/bin/busybox", "sh", "-c", script)
+	return imageBundle(t, root, appMount, "/bin/busybox", "sh", "-c", script)
+}
+
+// imageBundle is an app bundle on a read-only root running args, with a
+// writable volume (a fresh host directory, returned) at dest.
+func imageBundle(t *testing.T, root, dest string, args ...string) (*bundle, string) {
+	t.Helper()
+	b := newBundle(t, args...)
 	b.Spec.Root.Path = root
 	data := filepath.Join(b.Dir, "data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	b.Spec.Mounts = append(b.Spec.Mounts, specs.Mount{Destination: appMount, Type: "bind", Source: data, Options: []string{"rbind", "rw"}})
+	b.Spec.Mounts = append(b.Spec.Mounts, specs.Mount{Destination: dest, Type: "bind", Source: data, Options: []string{"rbind", "rw"}})
 	b.write(t)
 	return b, data
 }
@@ -296,6 +304,52 @@ func TestVMAppSIGTERM(t *testing.T) {
 	}
 	t.Logf("SIGTERM stopped the app's VM in %v", took)
 	checkAppLeftNothing(t, v, app.Spec.Root.Path, data)
+}
+
+// TestVMAppDetachedExit: an app VM created and started by the CLI, whose
+// anchor no reaper of moor's waits for, ends by the app's trap of SIGTERM
+// with 42: moor state reports the app's exit as the task's, exit and
+// vm.appExit alike.
+func TestVMAppDetachedExit(t *testing.T) {
+	app, _ := appBundle(t, "trap 'exit 42' TERM; echo MOOR-APP-READY; while true; do sleep 0.1; done")
+	v := newAppVM(t, app, 15*time.Second, nil)
+	v.start(t)
+	v.waitOutput(t, 60*time.Second, "MOOR-APP-READY")
+	mustMoor(t, "kill", v.ID, "TERM")
+	st := waitStatus(t, v.ID, lifecycle.Stopped)
+	if st.Exit == nil || st.Exit.Code != 42 || st.Exit.Reason != lifecycle.ExitCode || st.Exit.Signal != "" {
+		t.Errorf("moor state: exit %+v, want the app's code 42", st.Exit)
+	}
+	if st.VM == nil || st.VM.AppExit == nil || st.VM.AppExit.Code != 42 || st.VM.End != devicemodel.EndPoweroff {
+		t.Errorf("moor state: vm %+v, want appExit code 42 and end poweroff", st.VM)
+	}
+	mustMoor(t, "delete", v.ID)
+	checkAppLeftNothing(t, v, app.Spec.Root.Path)
+}
+
+// TestVMAppAnchorKilled: the anchor of a running app VM is SIGKILLed, so
+// it cannot finish its run state: moor state reads the guest as crashed
+// with its anchor, not as running, and the exit as unknown (the app
+// reported none).
+func TestVMAppAnchorKilled(t *testing.T) {
+	app, _ := appBundle(t, "echo MOOR-APP-READY; while true; do sleep 0.1; done")
+	v := newAppVM(t, app, 15*time.Second, nil)
+	v.start(t)
+	v.waitOutput(t, 60*time.Second, "MOOR-APP-READY")
+	if rs := v.runState(t); rs == nil || rs.State != devicemodel.GuestRunning {
+		t.Fatalf("run state of the running app %+v", rs)
+	}
+	signalPID(t, v.PID, unix.SIGKILL)
+	st := waitStatus(t, v.ID, lifecycle.Stopped)
+	if st.VM == nil || st.VM.State != devicemodel.GuestCrashed || st.VM.End != devicemodel.EndCrashed ||
+		!strings.HasPrefix(st.VM.Reason, "anchor ") {
+		t.Errorf("moor state: vm %+v, want crashed with its anchor", st.VM)
+	}
+	if st.Exit == nil || st.Exit.Code != lifecycle.CodeUnknown || st.VM == nil || st.VM.AppExit != nil {
+		t.Errorf("moor state: exit %+v, want unknown and no appExit", st.Exit)
+	}
+	mustMoor(t, "delete", v.ID)
+	checkAppLeftNothing(t, v, app.Spec.Root.Path)
 }
 
 // measureAppTax prints qemu's and the anchor's memory with a running app

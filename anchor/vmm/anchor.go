@@ -179,6 +179,10 @@ type loop struct {
 	// what its guest init reported failing.
 	app      *appChannel
 	appError string
+
+	// grace fires when the guest has had its time to power down; kill
+	// when a hard stop has had its time to end the device model.
+	grace, kill <-chan time.Time
 }
 
 func (l *loop) publish() {
@@ -212,11 +216,10 @@ func (l *loop) end(e devicemodel.End, reason string) {
 
 // run handles signals and events until the device model is gone.
 func (l *loop) run(ctx context.Context, sigs <-chan os.Signal, events <-chan event) devicemodel.End {
-	var grace, kill <-chan time.Time
 	for {
 		select {
 		case sig := <-sigs:
-			grace = l.signal(ctx, sig.(unix.Signal), grace)
+			l.signal(ctx, sig.(unix.Signal))
 		case ev := <-events:
 			if ev.msg != nil {
 				l.onMessage(*ev.msg)
@@ -232,21 +235,20 @@ func (l *loop) run(ctx context.Context, sigs <-chan os.Signal, events <-chan eve
 			}
 			l.set(ev.state, ev.reason)
 			if ev.state == devicemodel.GuestShutdown || ev.state == devicemodel.GuestCrashed {
-				l.ending, l.reason = devicemodel.EndPoweroff, ev.reason
+				e := devicemodel.EndPoweroff
 				if ev.state == devicemodel.GuestCrashed {
-					l.ending = devicemodel.EndCrashed
+					e = devicemodel.EndCrashed
 				}
-				kill = l.hardStop(ctx)
+				l.hardStop(ctx, e, ev.reason)
 			}
-		case <-grace:
-			grace = nil
+		case <-l.grace:
+			l.grace = nil
 			if l.ending == "" {
 				l.o.Logger.Warn("guest ignored the powerdown: stopping it", "grace", l.o.Grace)
-				l.ending, l.reason = devicemodel.EndForced, "guest ignored the powerdown for "+l.o.Grace.String()
-				kill = l.hardStop(ctx)
+				l.hardStop(ctx, devicemodel.EndForced, "guest ignored the powerdown for "+l.o.Grace.String())
 			}
-		case <-kill:
-			kill = nil
+		case <-l.kill:
+			l.kill = nil
 			l.o.Logger.Warn("device model outlived its stop: killing it", "pid", l.b.pid())
 			l.b.kill()
 		}
@@ -280,16 +282,22 @@ func (l *loop) toApp(sig unix.Signal) {
 	}
 }
 
-func (l *loop) hardStop(ctx context.Context) <-chan time.Time {
+// hardStop ends the guest as e, for reason: the device model is asked to
+// quit (xl to destroy the domain), and killed after killAfter, or at once
+// when it cannot be asked.
+func (l *loop) hardStop(ctx context.Context, e devicemodel.End, reason string) {
+	l.ending, l.reason = e, reason
 	cctx, cancel := context.WithTimeout(ctx, cmdTimeout)
 	defer cancel()
 	if err := l.b.stop(cctx); err != nil {
-		l.o.Logger.Warn("hard stop", "err", err)
+		l.o.Logger.Warn("hard stop failed: killing the device model", "err", err, "pid", l.b.pid())
+		l.b.kill()
+		return
 	}
-	return time.After(killAfter)
+	l.kill = time.After(killAfter)
 }
 
-func (l *loop) signal(ctx context.Context, sig unix.Signal, grace <-chan time.Time) <-chan time.Time {
+func (l *loop) signal(ctx context.Context, sig unix.Signal) {
 	cctx, cancel := context.WithTimeout(ctx, cmdTimeout)
 	defer cancel()
 	l.o.Logger.Info("signal", "signal", unix.SignalName(sig))
@@ -298,16 +306,19 @@ func (l *loop) signal(ctx context.Context, sig unix.Signal, grace <-chan time.Ti
 		l.toApp(sig)
 	case unix.SIGTERM, unix.SIGINT:
 		if l.ending != "" {
-			return grace
+			return
 		}
 		if l.app != nil {
 			l.toApp(sig)
 		} else if err := l.b.powerdown(cctx); err != nil {
-			l.o.Logger.Warn("powerdown", "err", err)
+			// A guest that cannot be asked to power down gets no grace.
+			l.o.Logger.Warn("powerdown failed: stopping the guest", "err", err)
+			l.hardStop(ctx, devicemodel.EndForced, "powerdown failed: "+err.Error())
+			return
 		}
 		if !l.stopping {
 			l.stopping = true
-			return time.After(l.o.Grace)
+			l.grace = time.After(l.o.Grace)
 		}
 	case unix.SIGUSR1:
 		if err := l.b.pause(cctx); err != nil {
@@ -318,5 +329,4 @@ func (l *loop) signal(ctx context.Context, sig unix.Signal, grace <-chan time.Ti
 			l.o.Logger.Warn("resume guest", "err", err)
 		}
 	}
-	return grace
 }

@@ -11,12 +11,14 @@
 // translates signals:
 //
 //	SIGTERM, SIGINT  ACPI powerdown (QMP system_powerdown / xl shutdown);
-//	                 after the grace period a hard stop (QMP quit / xl destroy)
+//	                 after the grace period a hard stop (QMP quit / xl destroy);
+//	                 when the powerdown cannot be asked, the hard stop at once,
+//	                 and when that cannot be asked either, SIGKILL of qemu
 //	SIGUSR1          pause the guest
 //	SIGUSR2          resume the guest
 //
 // A guest that powers off ends Run with devicemodel.EndPoweroff; a guest that
-// ignored the powerdown, with EndForced; a device model that dies or a guest
+// ignored the powerdown or could not be asked, with EndForced; a device model that dies or a guest
 // that crashes, with EndCrashed and the reason in the run state.
 //
 // A container app's VM (VM.App) differs: before qemu starts the anchor

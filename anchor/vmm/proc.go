@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lf-edge/moor/anchor"
 	"github.com/lf-edge/moor/reaper"
 )
@@ -11,7 +13,7 @@ import (
 // describe says how a child ended, for the run state.
 func describe(name string, r reaper.Reaped) string {
 	if r.Status.Signaled() {
-		return fmt.Sprintf("%s killed by %v", name, r.Status.Signal())
+		return fmt.Sprintf("%s killed by %s", name, unix.SignalName(r.Status.Signal()))
 	}
 	return fmt.Sprintf("%s exited with status %d", name, r.Status.ExitStatus())
 }

@@ -141,7 +141,7 @@ func writeInitramfs(runDir, guestInit, modDir string, cfg guest.Config) (string,
 			return "", fmt.Errorf("build initramfs: %w (--kernel-modules none for a kernel without modules)", err)
 		}
 		names := guestModules
-		if cfg.RootOverlay {
+		if cfg.MayOverlay() {
 			names = append(names[:len(names):len(names)], "overlay")
 		}
 		if cfg.Modules, err = a.AddModules(mods, names...); err != nil {

@@ -32,6 +32,23 @@ type Config struct {
 	Process Process `json:"process"`
 }
 
+// ReadOnlyRoot says the root share is mounted read-only: the guest never
+// writes it, and overlays it with a tmpfs to make a mount point it lacks.
+func (c *Config) ReadOnlyRoot() bool {
+	for _, o := range c.Root.Options {
+		if o == "ro" {
+			return true
+		}
+	}
+	return false
+}
+
+// MayOverlay says the guest may need the overlay file system: the app
+// writes its root, or the root is read-only and may lack a mount point.
+func (c *Config) MayOverlay() bool {
+	return c.RootOverlay || c.ReadOnlyRoot()
+}
+
 // MountType9p is the type of a Mount of a 9p share, whose Source is the
 // share's mount tag.
 const MountType9p = "9p"

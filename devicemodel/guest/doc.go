@@ -6,8 +6,12 @@
 // Run mounts /dev, /proc and /sys, loads the kernel modules shipped in the
 // initramfs (ConfigFile lists them in load order), opens the app's
 // virtio-serial ports (devicemodel.PortControl, PortStdout, PortStderr),
-// mounts the app's root from its 9p share at AppRoot and, below it, the
-// app's volumes (9p shares too) and kernel file systems, sets the
+// mounts the app's root from its 9p share at AppRoot (overlaid with a
+// tmpfs when the app writes it, or when it is read-only and lacks a mount
+// point: the guest makes them there, never on the host, and makes the
+// overlay read-only again) and, below it, the app's volumes (9p shares
+// too) and kernel file systems, each at its destination resolved inside
+// the root, sets the
 // hostname, and starts the app through the exec stage: the same binary
 // re-executed (argv[0] ExecStage), which applies the rlimits, chroots into
 // AppRoot, takes the app's groups and user, changes to its working

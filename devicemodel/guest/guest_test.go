@@ -86,3 +86,79 @@ func TestRlimitNames(t *testing.T) {
 		t.Errorf("%d rlimits, want Linux's 16", len(rlimits))
 	}
 }
+
+// A read-only root is overlaid only when it lacks a mount point, looked
+// up inside the root (its symlinks followed as the app would) and not
+// below an earlier mount; a writable root never is.
+func TestMissingMountPoints(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"proc", "usr/lib", "var", "moor-appdata"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, target := range map[string]string{"lib": "usr/lib", "var/run": "/run", "srv": "/moor-appdata"} {
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mounts := []Mount{
+		{Destination: "/proc", Type: "proc"},
+		{Destination: "/dev", Type: MountTypeBind, Source: "/dev"},
+		{Destination: "/dev/pts", Type: "devpts"}, // below /dev: devtmpfs makes it
+		{Destination: "/srv", Type: "tmpfs"},      // an absolute symlink to a directory of the root's, not the host's
+		{Destination: "/lib/modules", Type: MountType9p, Source: "moor-vol0"},
+		{Destination: "/var/run", Type: "tmpfs"}, // /run is the root's, which has none (the host has one)
+		{Destination: "/data/", Type: MountType9p, Source: "moor-vol1"},
+	}
+	ro := &Config{Root: Mount{Options: []string{"ro"}}, Mounts: mounts}
+	got := missingMountPoints(ro, root)
+	want := []string{"/dev", "/lib/modules", "/var/run", "/data"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("missing mount points = %q, want %q", got, want)
+	}
+	if !ro.ReadOnlyRoot() || !ro.MayOverlay() {
+		t.Errorf("a root with option ro: ReadOnlyRoot %v, MayOverlay %v", ro.ReadOnlyRoot(), ro.MayOverlay())
+	}
+	rw := &Config{Mounts: mounts}
+	if got := missingMountPoints(rw, root); got != nil {
+		t.Errorf("a writable root's missing mount points = %q, want none: the guest makes them", got)
+	}
+	if rw.MayOverlay() {
+		t.Error("a writable root without rootOverlay may be overlaid")
+	}
+	complete := &Config{Root: ro.Root, Mounts: mounts[:1]}
+	if got := missingMountPoints(complete, root); got != nil {
+		t.Errorf("a root with every mount point lacks %q", got)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "dev")); err == nil {
+		t.Error("the decision made a mount point in the root")
+	}
+}
+
+// Paths resolve inside the app's root as the app sees them.
+func TestResolveIn(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "usr/lib"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for link, target := range map[string]string{"lib": "usr/lib", "run": "/usr/../../../var/run", "up": "../../..", "loop": "loop"} {
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for p, want := range map[string]string{
+		"/lib/modules": "/usr/lib/modules", // relative, then a part that does not exist
+		"/run/x":       "/var/run/x",       // absolute, its .. stopping at the root
+		"/up/etc":      "/etc",
+		"/data/":       "/data",
+		"/":            "",
+	} {
+		if got, err := resolveIn(root, p); err != nil || got != filepath.Join(root, want) {
+			t.Errorf("resolveIn(%s) = %q, %v, want %q", p, got, err, filepath.Join(root, want))
+		}
+	}
+	if _, err := resolveIn(root, "/loop/x"); !errors.Is(err, unix.ELOOP) {
+		t.Errorf("a symlink loop: %v, want ELOOP", err)
+	}
+}

@@ -85,9 +85,11 @@ func boot() (*control, *os.File, *os.File, error) {
 
 // mountApp mounts the app's root and its mounts below AppRoot. A kernel
 // file system that will not mount is logged and left out; a share that
-// will not is an error.
+// will not is an error. A read-only root the guest overlaid to make its
+// mount points is made read-only again once they are used.
 func mountApp(cfg *Config) error {
-	if err := mountRoot(cfg); err != nil {
+	sealed, err := mountRoot(cfg)
+	if err != nil {
 		return err
 	}
 	for _, m := range cfg.Mounts {
@@ -97,6 +99,9 @@ func mountApp(cfg *Config) error {
 			}
 			logf("left out: %v", err)
 		}
+	}
+	if sealed {
+		return sealRoot()
 	}
 	return nil
 }

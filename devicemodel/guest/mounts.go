@@ -3,7 +3,9 @@ package guest
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -40,19 +42,24 @@ const ninepOptions = "trans=virtio,version=9p2000.L,msize=262144"
 // errMount marks a mount the app cannot do without.
 var errMount = errors.New("mount")
 
-// mount makes m below root. A share or a bind that fails is an error
-// wrapping errMount; a kernel file system that fails is returned as is,
-// for the caller to log.
+// mount makes m below root, at its destination resolved inside root: a
+// symlink of the app's tree is followed as the app would follow it,
+// never out into the guest's own. A share or a bind that fails is an
+// error wrapping errMount; a kernel file system that fails is returned as
+// is, for the caller to log.
 func mount(root string, m Mount) error {
-	dest := filepath.Join(root, m.Destination)
-	flags, data := parseOptions(m.Options)
-	if err := os.MkdirAll(dest, 0o755); err != nil && !isDir(dest) {
+	dest, err := resolveIn(root, m.Destination)
+	if err == nil {
+		err = os.MkdirAll(dest, 0o755)
+	}
+	if err != nil && !isDir(dest) {
 		err = fmt.Errorf("make mount point %s: %w", m.Destination, err)
 		if m.Type == MountType9p || m.Type == MountTypeBind {
 			return fmt.Errorf("%w: %w", errMount, err)
 		}
 		return err
 	}
+	flags, data := parseOptions(m.Options)
 	switch m.Type {
 	case MountType9p:
 		return mount9p(m.Source, dest, flags, data)
@@ -79,17 +86,40 @@ const (
 	overlayDir = "/rw"    // a tmpfs: upper/ and work/
 )
 
-// mountRoot mounts the app's root share at AppRoot, or, with
-// RootOverlay, an overlay of a tmpfs on it.
-func mountRoot(cfg *Config) error {
+// mountRoot mounts the app's root share at AppRoot. A root the app writes
+// (RootOverlay) is overlaid with a tmpfs. So is a read-only root that
+// lacks a mount point of the app's (missingMountPoints): the guest makes
+// them in the tmpfs, never on the host; then sealed says that AppRoot
+// must be made read-only once the mounts are in place.
+func mountRoot(cfg *Config) (sealed bool, err error) {
 	root := Mount{Destination: AppRoot, Type: MountType9p, Source: cfg.Root.Source, Options: cfg.Root.Options}
-	if !cfg.RootOverlay {
-		return mount("/", root)
+	if cfg.RootOverlay {
+		root.Destination, root.Options = lowerDir, append(root.Options, "ro")
+		if err := mount("/", root); err != nil {
+			return false, err
+		}
+		return false, overlayRoot()
 	}
-	root.Destination, root.Options = lowerDir, append(root.Options, "ro")
 	if err := mount("/", root); err != nil {
-		return err
+		return false, err
 	}
+	missing := missingMountPoints(cfg, AppRoot)
+	if len(missing) == 0 {
+		return false, nil
+	}
+	logf("the read-only root lacks the mount points %s: overlaid with a tmpfs that holds them", strings.Join(missing, " "))
+	if err := os.MkdirAll(lowerDir, 0o755); err != nil {
+		return false, fmt.Errorf("%w: make %s: %w", errMount, lowerDir, err)
+	}
+	if err := unix.Mount(AppRoot, lowerDir, "", unix.MS_MOVE, ""); err != nil {
+		return false, fmt.Errorf("%w: move the root to %s: %w", errMount, lowerDir, err)
+	}
+	return true, overlayRoot()
+}
+
+// overlayRoot mounts at AppRoot an overlay whose lower layer is the root
+// share at lowerDir and whose upper layer is a tmpfs.
+func overlayRoot() error {
 	if err := mount("/", Mount{Destination: overlayDir, Type: "tmpfs", Source: "tmpfs", Options: []string{"mode=755"}}); err != nil {
 		return fmt.Errorf("%w: %w", errMount, err)
 	}
@@ -106,6 +136,87 @@ func mountRoot(cfg *Config) error {
 		return fmt.Errorf("%w: overlay on the root: %w", errMount, err)
 	}
 	return nil
+}
+
+// sealRoot makes the mount at AppRoot read-only (its own mount only: the
+// app's mounts below it keep theirs).
+func sealRoot() error {
+	if err := unix.Mount("", AppRoot, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		return fmt.Errorf("%w: make the root read-only: %w", errMount, err)
+	}
+	return nil
+}
+
+// missingMountPoints are the destinations of the app's mounts that its
+// read-only root, mounted at root, lacks: those that resolve inside it to
+// nothing. A destination below an earlier mount's is left out (the file
+// system mounted there has it or makes it), and so is every one of a
+// writable root, where the guest makes them as a container's runtime
+// does.
+func missingMountPoints(cfg *Config, root string) []string {
+	if !cfg.ReadOnlyRoot() {
+		return nil
+	}
+	var missing, mounted []string
+	for _, m := range cfg.Mounts {
+		dest := path.Clean("/" + m.Destination)
+		if below(dest, mounted) {
+			continue
+		}
+		mounted = append(mounted, dest)
+		p, err := resolveIn(root, dest)
+		if err == nil {
+			_, err = os.Stat(p)
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			missing = append(missing, dest)
+		}
+	}
+	return missing
+}
+
+// maxSymlinks bounds the symlinks followed in resolving one path, as the
+// kernel's limit for a lookup does.
+const maxSymlinks = 40
+
+// resolveIn is p as the app sees it inside root, a path below root: each
+// symlink of the app's tree is followed as the app would follow it, an
+// absolute one from root, and ".." stops at root. What does not exist is
+// taken as it is.
+func resolveIn(root, p string) (string, error) {
+	done, rest := "/", p
+	for links := 0; rest != ""; {
+		var part string
+		part, rest, _ = strings.Cut(strings.TrimLeft(rest, "/"), "/")
+		next := path.Join(done, part)
+		fi, err := os.Lstat(filepath.Join(root, next))
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			done = next
+			continue
+		}
+		if links++; links > maxSymlinks {
+			return "", fmt.Errorf("resolve %s in %s: %w", p, root, unix.ELOOP)
+		}
+		target, err := os.Readlink(filepath.Join(root, next))
+		if err != nil {
+			return "", fmt.Errorf("resolve %s in %s: %w", p, root, err)
+		}
+		if path.IsAbs(target) {
+			done = "/"
+		}
+		rest = target + "/" + rest
+	}
+	return filepath.Join(root, done), nil
+}
+
+// below says p is one of dirs or lies below one of them.
+func below(p string, dirs []string) bool {
+	for _, d := range dirs {
+		if p == d || strings.HasPrefix(p, d+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // mount9p mounts the share tagged tag at dest.
