@@ -449,7 +449,7 @@ func TestVMAppArm64(t *testing.T) {
 	}
 	rel, err := os.ReadFile(filepath.Join(dir, "release"))
 	if err != nil {
-		t.Skipf("Debian's arm64 kernel is not in %s: scripts/arm64-guest.sh fetches it with apt (it is not installed "+
+		t.Fatalf("Debian's arm64 kernel is not in %s: scripts/arm64-guest.sh (run by scripts/deps.sh) fetches it with apt (it is not installed "+
 			"with dpkg: an arm64 kernel package's postinst would add it to this host's /boot and boot loader): %v", arm64GuestDir, err)
 	}
 	if _, err := exec.LookPath("qemu-system-aarch64"); err != nil {
