@@ -27,7 +27,7 @@ import (
 func fitLibcontainer(cfg *configs.Config, log *slog.Logger) {
 	if sc := cfg.Seccomp; sc != nil && !cfg.NoNewPrivileges && sc.DefaultAction != configs.Allow &&
 		!slices.ContainsFunc(sc.Syscalls, func(s *configs.Syscall) bool { return s.Name == "statx" }) {
-		log.Warn("seccomp: statx allowed, which this deny-by-default profile does not name: without no_new_privs libcontainer loads the filter before it closes the task's inherited descriptors, which it looks up with statx",
+		log.Warn("seccomp: statx allowed, which the profile does not name and its default action does not allow: without no_new_privs libcontainer loads the filter before it closes the task's inherited descriptors, which it looks up with statx",
 			"changed", "linux.seccomp.syscalls", "added", "statx")
 		sc.Syscalls = append(sc.Syscalls, &configs.Syscall{Name: "statx", Action: configs.Allow})
 	}

@@ -44,6 +44,10 @@ func (s *Tasks) Delete(ctx context.Context, ref string, force bool) error {
 // remove is delete's work on a task whose record the handle holds.
 func (h *handle) remove(ctx context.Context) error {
 	s, rec := h.t, h.rec
+	c, cerr := h.container()
+	if errors.Is(cerr, ErrUnsafePath) { // refused before anything changes
+		return fmt.Errorf("delete task %s: %w", rec.ID, cerr)
+	}
 	// Deleting is recorded first: a delete cut short leaves a task that
 	// state and list show as deleting and that delete finishes.
 	if rec.Status != Deleting {
@@ -57,15 +61,11 @@ func (h *handle) remove(ctx context.Context) error {
 	if err := h.killRest(ctx); err != nil {
 		return fmt.Errorf("delete task %s: %w", rec.ID, err)
 	}
-	c, err := h.container()
-	switch {
-	case err == nil:
+	if cerr == nil {
 		if err := c.Destroy(); err != nil {
 			return fmt.Errorf("delete task %s: %w", rec.ID, err)
 		}
-	case errors.Is(err, ErrUnsafePath):
-		return fmt.Errorf("delete task %s: %w", rec.ID, err)
-	default:
+	} else {
 		// No container to load (a create or a delete cut short, or
 		// another's state in its place): its cgroup by path, and
 		// whatever libcontainer left.
