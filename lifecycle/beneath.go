@@ -94,6 +94,9 @@ func (s Store) openDir(rel string) (*os.File, error) {
 func (s Store) exists(rel string) (bool, error) {
 	var st unix.Stat_t
 	root, err := s.root()
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil // no root yet: nothing in it
+	}
 	if err != nil {
 		return false, err
 	}
