@@ -421,3 +421,37 @@ func TestStateRootSeccompWarning(t *testing.T) {
 	}
 	sb.must("delete", "--force", b.ID)
 }
+
+// TestStateRootMountInTaskDir: a removal never crosses a mount: delete
+// --force of a task whose directory has a mount in it fails naming it and
+// leaves what is mounted there alone; unmounted, the task deletes.
+func TestStateRootMountInTaskDir(t *testing.T) {
+	sb := newSandbox(t)
+	b := sb.bundle("sleep", "1000")
+	sb.create(b)
+	elsewhere, intact := decoy(t)
+	mnt := filepath.Join(sb.taskDir(b.ID), "mnt")
+	if err := os.Mkdir(mnt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(elsewhere, mnt, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	mounted := true
+	t.Cleanup(func() {
+		if mounted {
+			_ = unix.Unmount(mnt, unix.MNT_DETACH)
+		}
+	})
+	if r := sb.moor("delete", "--force", b.ID); r.Code == 0 || !strings.Contains(r.Stderr, mnt) {
+		t.Errorf("delete --force with a mount in the task's directory: %v; want an error naming %s", r, mnt)
+	}
+	if !intact() {
+		t.Fatal("the removal went through the mount")
+	}
+	if err := unix.Unmount(mnt, 0); err != nil {
+		t.Fatal(err)
+	}
+	mounted = false
+	sb.must("delete", "--force", b.ID)
+}
