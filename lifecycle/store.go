@@ -180,10 +180,8 @@ func (s Store) ContainerDir(namespace, id string) string {
 
 // Dir is moor's directory of one task: its record and spec.
 func (s Store) Dir(namespace, id string) string {
-	return filepath.Join(s.tasksDir(namespace), id)
+	return filepath.Join(s.Root, s.dirRel(namespace, id))
 }
-
-func (s Store) tasksDir(namespace string) string { return filepath.Join(s.Root, ".tasks", namespace) }
 
 // ScratchDir is a task's scratch directory, outside libcontainer's state
 // directory: the upper layer of a writable root, a pinned network
