@@ -195,8 +195,6 @@ func (s *Tasks) freeze(ref, action string, from, to Status) error {
 	if err != nil {
 		return fmt.Errorf("%s task %s: %w", action, h.rec.ID, err)
 	}
-	if err := h.setStatus(to); err != nil {
-		return fmt.Errorf("%s task %s: %w", action, h.rec.ID, err)
-	}
+	h.noteStatus(action, to)
 	return nil
 }

@@ -233,9 +233,7 @@ func (s *Tasks) Start(ctx context.Context, ref string) (*Record, error) {
 	if err := c.Exec(); err != nil {
 		return nil, fmt.Errorf("start task %s: %w", rec.ID, err)
 	}
-	if err := h.setStatus(Running); err != nil {
-		return nil, fmt.Errorf("start task %s: %w", rec.ID, err)
-	}
+	h.noteStatus("start", Running) // the anchor is let go: started, whatever the disk says
 	if rec.Hooks != nil {
 		if err := runHooks(rec.Hooks.Poststart, rec, s.annotations(rec), specs.StateRunning, rec.Anchor.PID); err != nil {
 			s.log.Warn("poststart hook failed", "id", rec.ID, "err", err)

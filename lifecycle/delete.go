@@ -20,7 +20,8 @@ import (
 // unless force, which kills it first (the runtime spec's rule; runc
 // deletes a created task without force). It holds the task's lock
 // throughout, so a late exit record (the reaper's) cannot write into the
-// directory being removed.
+// directory being removed. A task whose record is corrupt is refused
+// unless force (see deleteCorrupt).
 func (s *Tasks) Delete(ctx context.Context, ref string, force bool) error {
 	var allowed []Status
 	if !force {
@@ -28,7 +29,7 @@ func (s *Tasks) Delete(ctx context.Context, ref string, force bool) error {
 	}
 	h, err := s.open(ref, "delete", locked, allowed...)
 	if force && errors.Is(err, ErrCorrupt) {
-		return s.removeUnreadable(ref, err)
+		return s.deleteCorrupt(ctx, ref, err)
 	}
 	if errors.Is(err, ErrWrongStatus) {
 		return fmt.Errorf("%w (stop it first, or delete --force)", err)
@@ -37,7 +38,16 @@ func (s *Tasks) Delete(ctx context.Context, ref string, force bool) error {
 		return err
 	}
 	defer h.close()
-	rec := h.rec
+	return h.remove(ctx)
+}
+
+// remove is delete's work on a task whose record the handle holds.
+func (h *handle) remove(ctx context.Context) error {
+	s, rec := h.t, h.rec
+	c, cerr := h.container()
+	if errors.Is(cerr, ErrUnsafePath) { // refused before anything changes
+		return fmt.Errorf("delete task %s: %w", rec.ID, cerr)
+	}
 	// Deleting is recorded first: a delete cut short leaves a task that
 	// state and list show as deleting and that delete finishes.
 	if rec.Status != Deleting {
@@ -51,17 +61,18 @@ func (s *Tasks) Delete(ctx context.Context, ref string, force bool) error {
 	if err := h.killRest(ctx); err != nil {
 		return fmt.Errorf("delete task %s: %w", rec.ID, err)
 	}
-	if c, err := h.container(); err == nil {
+	if cerr == nil {
 		if err := c.Destroy(); err != nil {
 			return fmt.Errorf("delete task %s: %w", rec.ID, err)
 		}
 	} else {
-		// No container to load (a create or a delete cut short): its
-		// cgroup by path, and whatever libcontainer left.
+		// No container to load (a create or a delete cut short, or
+		// another's state in its place): its cgroup by path, and
+		// whatever libcontainer left.
 		if err := s.destroyCgroup(rec.CgroupPath); err != nil {
 			return fmt.Errorf("delete task %s: %w", rec.ID, err)
 		}
-		if err := os.RemoveAll(s.store.ContainerDir(rec.Namespace, rec.ID)); err != nil {
+		if err := s.store.RemoveContainerDir(rec.Namespace, rec.ID); err != nil {
 			return fmt.Errorf("delete task %s: %w", rec.ID, err)
 		}
 	}
@@ -69,7 +80,7 @@ func (s *Tasks) Delete(ctx context.Context, ref string, force bool) error {
 		return fmt.Errorf("delete task %s: %w", rec.ID, err)
 	}
 	s.removeCgroupParents(rec)
-	if err := rootfs.Cleanup(s.store.ScratchDir(rec.Namespace, rec.ID)); err != nil {
+	if err := s.cleanScratch(rec.ID); err != nil {
 		return fmt.Errorf("delete task %s: %w", rec.ID, err)
 	}
 	if s.opts.Reaper != nil {
@@ -94,6 +105,44 @@ func (s *Tasks) Delete(ctx context.Context, ref string, force bool) error {
 	return nil
 }
 
+// cleanScratch removes a task's scratch (its mounts first), once the
+// store has checked it is a directory of its own.
+func (s *Tasks) cleanScratch(id string) error {
+	if err := s.store.CheckScratch(s.opts.Namespace, id); err != nil {
+		return err
+	}
+	return rootfs.Cleanup(s.store.ScratchDir(s.opts.Namespace, id))
+}
+
+// deleteCorrupt is delete --force of a task whose record is corrupt. It
+// acts only on what is the name's own: when libcontainer's state of the
+// name (checked to name this task) can be read, the record is rebuilt
+// from it and the task deleted as any other, its anchor and cgroup
+// those that state names; otherwise only the name's directories go
+// (removeUnreadable). What a corrupt record names is never acted on.
+func (s *Tasks) deleteCorrupt(ctx context.Context, ref string, cause error) error {
+	id, _, err := s.resolveID(ref)
+	if err != nil {
+		return fmt.Errorf("delete task: %w", err)
+	}
+	unlock, err := s.store.Lock(s.opts.Namespace, id)
+	if errors.Is(err, ErrNotExist) {
+		unlock, err = func() {}, nil // libcontainer's state alone
+	}
+	if err != nil {
+		return fmt.Errorf("delete task %s: %w", id, err)
+	}
+	rec, rerr := s.recoverRecord(id, cause)
+	if rerr != nil {
+		defer unlock()
+		return s.removeUnreadable(id, cause)
+	}
+	h := &handle{t: s, rec: rec, unlock: unlock}
+	defer h.close()
+	h.observe()
+	return h.remove(ctx)
+}
+
 // destroyCgroup removes a task's cgroup by its path, for a task whose
 // libcontainer state is missing.
 func (s *Tasks) destroyCgroup(cgroupPath string) error {
@@ -112,10 +161,12 @@ func (s *Tasks) destroyCgroup(cgroupPath string) error {
 
 // removeUnreadable removes a task whose record and libcontainer state
 // both cannot be read (or are missing: a directory libcontainer knows and
-// moor does not). The cgroup is known only if the saved spec names it;
-// then its directories go, so that its name is free again.
+// moor does not). The cgroup is known only if the saved spec names it and
+// the record was merely torn (a record that names another place may sit
+// beside another's spec); then its directories go, so that its name is
+// free again.
 func (s *Tasks) removeUnreadable(id string, cause error) error {
-	if spec, err := s.store.LoadSpec(s.opts.Namespace, id); err == nil && spec.Linux != nil {
+	if spec, err := s.store.LoadSpec(s.opts.Namespace, id); err == nil && spec.Linux != nil && errors.Is(cause, errTorn) {
 		cg := spec.Linux.CgroupsPath
 		if cg == "" {
 			cg = cgroup.DefaultPath(s.opts.Namespace, id)
@@ -124,10 +175,10 @@ func (s *Tasks) removeUnreadable(id string, cause error) error {
 			return fmt.Errorf("delete task %s: %w", id, err)
 		}
 	}
-	if err := rootfs.Cleanup(s.store.ScratchDir(s.opts.Namespace, id)); err != nil {
+	if err := s.cleanScratch(id); err != nil {
 		return fmt.Errorf("delete task %s: %w", id, err)
 	}
-	if err := os.RemoveAll(s.store.ContainerDir(s.opts.Namespace, id)); err != nil {
+	if err := s.store.RemoveContainerDir(s.opts.Namespace, id); err != nil {
 		return fmt.Errorf("delete task %s: %w", id, err)
 	}
 	if err := s.store.Remove(s.opts.Namespace, id); err != nil {

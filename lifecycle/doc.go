@@ -24,7 +24,17 @@
 // empty (whichever task goes last), the scratch, and the record last. A
 // directory libcontainer knows without a record is rebuilt from its state
 // (or, unreadable, removed by delete --force). Operations that change a
-// task hold its lock (an flock on moor's directory of it) throughout.
+// task hold its lock (an flock on moor's directory of it) throughout. A
+// verb whose change is made (start let the anchor go, pause froze it)
+// and that cannot record it succeeds with a warning: the status is read
+// from the kernel, so state agrees with it.
+//
+// The state root is a trust boundary (see Store): nothing beneath it is
+// followed through a symlink or removed across a symlink or mount, and a
+// record must match its place. A corrupt record (ErrCorrupt) is shown with
+// the status Unknown and the reason, refused by every verb but delete
+// with force, which acts only on the name's own state (libcontainer's of
+// that name, checked to name it), never on what the record names.
 //
 // Isolation beyond the spec's namespaces is checked with the spec, before
 // anything is made, and made on libcontainer's configuration before the

@@ -137,13 +137,27 @@ func statusOf(st libcontainer.Status) Status {
 // container is the task's container, loaded on first use.
 func (h *handle) container() (Container, error) {
 	if h.c == nil {
-		c, err := h.t.opts.Runtime.Load(h.t.store.NamespaceDir(h.rec.Namespace), h.rec.ID)
+		c, err := h.t.loadContainer(h.rec.Namespace, h.rec.ID)
 		if err != nil {
-			return nil, fmt.Errorf("load container %s: %w", h.rec.ID, err)
+			return nil, err
 		}
 		h.c = c
 	}
 	return h.c, nil
+}
+
+// loadContainer loads a task's container once its state directory is
+// checked (Store.CheckContainer): libcontainer is never let at a symlink,
+// nor at another container's state.
+func (s *Tasks) loadContainer(namespace, id string) (Container, error) {
+	if err := s.store.CheckContainer(namespace, id); err != nil {
+		return nil, fmt.Errorf("load container %s: %w", id, err)
+	}
+	c, err := s.opts.Runtime.Load(s.store.NamespaceDir(namespace), id)
+	if err != nil {
+		return nil, fmt.Errorf("load container %s: %w", id, err)
+	}
+	return c, nil
 }
 
 // setStatus moves the task's recorded status through the transition
@@ -159,6 +173,15 @@ func (h *handle) setStatus(to Status) error {
 	}
 	h.rec.Status = next
 	return h.t.store.Save(h.rec)
+}
+
+// noteStatus records a status the task has already reached (the change
+// is made and is not undone): a failure to save it is a warning, not the
+// verb's failure, and observe still reads the status from the kernel.
+func (h *handle) noteStatus(action string, to Status) {
+	if err := h.setStatus(to); err != nil {
+		h.t.log.Warn(action+" task: done, but its record could not be saved; state reads the kernel", "id", h.rec.ID, "status", to, "err", err)
+	}
 }
 
 // thaw lets a frozen task receive a SIGKILL that is waiting for it.

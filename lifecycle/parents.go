@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"path/filepath"
 	"slices"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/lf-edge/moor/atomicfile"
 	"github.com/lf-edge/moor/cgroup"
 )
 
@@ -21,7 +20,9 @@ import (
 const parentsFile = "cgroup-parents.json"
 
 // updateParents runs fn on the registry of parent cgroups under the
-// root's lock and saves what fn leaves.
+// root's lock and saves what fn leaves; the registry is read and written
+// as every file beneath the root (a symlink there is refused, or replaced
+// by the write, never followed).
 func (s Store) updateParents(fn func(parents []string) []string) error {
 	if err := os.MkdirAll(s.Root, 0o700); err != nil {
 		return fmt.Errorf("cgroup parents: %w", err)
@@ -34,20 +35,21 @@ func (s Store) updateParents(fn func(parents []string) []string) error {
 	if err := unix.Flock(int(root.Fd()), unix.LOCK_EX); err != nil {
 		return fmt.Errorf("cgroup parents: lock: %w", err)
 	}
-	file := filepath.Join(s.Root, parentsFile)
 	// A writer killed halfway left its temporary file; under the lock,
 	// every one there is such a leftover.
-	if stale, _ := filepath.Glob(filepath.Join(s.Root, "."+parentsFile+".*")); len(stale) > 0 {
-		for _, f := range stale {
-			_ = os.Remove(f)
+	if names, err := root.Readdirnames(-1); err == nil {
+		for _, n := range names {
+			if strings.HasPrefix(n, "."+parentsFile+".") {
+				_ = unix.Unlinkat(int(root.Fd()), n, 0)
+			}
 		}
 	}
 	var parents []string
-	b, err := os.ReadFile(file)
+	b, err := s.readFile(parentsFile)
 	switch {
 	case err == nil:
 		if err := json.Unmarshal(b, &parents); err != nil {
-			return fmt.Errorf("cgroup parents: read %s: %w", file, err)
+			return fmt.Errorf("cgroup parents: read %s: %w", parentsFile, err)
 		}
 	case !errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("cgroup parents: %w", err)
@@ -57,13 +59,13 @@ func (s Store) updateParents(fn func(parents []string) []string) error {
 		return nil
 	}
 	if len(after) == 0 {
-		if err := os.Remove(file); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("cgroup parents: %w", err)
+		if err := unix.Unlinkat(int(root.Fd()), parentsFile, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("cgroup parents: remove %s: %w", parentsFile, err)
 		}
 		return nil
 	}
 	if b, err = json.Marshal(after); err == nil {
-		err = atomicfile.Write(file, b, 0o600)
+		err = writeFile(root, parentsFile, b)
 	}
 	if err != nil {
 		return fmt.Errorf("cgroup parents: %w", err)

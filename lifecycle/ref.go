@@ -51,14 +51,22 @@ func parsePID(s string) int {
 // PID. It does no I/O itself: exists is asked only about valid IDs, and
 // anchorOf only about PIDs of 1 to MaxPID; anchorOf returns "" when no
 // live anchor has the PID. A reference that finds no task is an error
-// wrapping ErrNotExist.
-func ResolveRef(ref string, exists func(id string) bool, anchorOf func(pid int) (string, error)) (string, error) {
+// wrapping ErrNotExist; one that cannot be looked up (exists or anchorOf
+// failed: a state root the caller may not read) is that error, never
+// ErrNotExist.
+func ResolveRef(ref string, exists func(id string) (bool, error), anchorOf func(pid int) (string, error)) (string, error) {
 	r, err := ParseRef(ref)
 	if err != nil {
 		return "", err
 	}
-	if r.ID != "" && exists(r.ID) {
-		return r.ID, nil
+	if r.ID != "" {
+		ok, err := exists(r.ID)
+		if err != nil {
+			return "", fmt.Errorf("resolve task %s: %w", ref, err)
+		}
+		if ok {
+			return r.ID, nil
+		}
 	}
 	if r.PID == 0 {
 		return "", fmt.Errorf("task %q: %w", ref, ErrNotExist)

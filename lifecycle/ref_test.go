@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -45,11 +46,11 @@ func FuzzResolveRef(f *testing.F) {
 			tasks[n] = true
 		}
 		askedAnchor := false
-		exists := func(id string) bool {
+		exists := func(id string) (bool, error) {
 			if id != ref || CheckID(id) != nil {
 				t.Fatalf("ResolveRef(%q) asked whether task %q exists", ref, id)
 			}
-			return tasks[id]
+			return tasks[id], nil
 		}
 		anchorOf := func(p int) (string, error) {
 			if p < 1 || p > MaxPID || strconv.Itoa(p) != ref {
@@ -96,5 +97,18 @@ func checkParsedRef(t *testing.T, ref string, r Ref, err error) {
 	}
 	if (err != nil) != (r.ID == "" && r.PID == 0) || (err != nil && !errors.Is(err, ErrNotExist)) {
 		t.Fatalf("ParseRef(%q) = %+v, %v", ref, r, err)
+	}
+}
+
+// TestResolveRefUnreadable: a lookup that fails (a state root the caller
+// may not read) is that failure, not "no such task".
+func TestResolveRefUnreadable(t *testing.T) {
+	denied := func(string) (bool, error) { return false, os.ErrPermission }
+	none := func(int) (string, error) { return "", nil }
+	for _, ref := range []string{"web", "123"} {
+		_, err := ResolveRef(ref, denied, none)
+		if !errors.Is(err, os.ErrPermission) || errors.Is(err, ErrNotExist) {
+			t.Errorf("ResolveRef(%q) with an unreadable root: %v; want permission denied", ref, err)
+		}
 	}
 }

@@ -29,18 +29,35 @@ type State struct {
 	Failures    int               `json:"failures,omitempty"`
 	// VM is the guest's run state, for a hypervisor task.
 	VM *devicemodel.RunState `json:"vm,omitempty"`
+	// Reason says why the status is unknown: what is wrong with the
+	// task's record.
+	Reason string `json:"reason,omitempty"`
 }
 
 // State reports a task's state as the kernel shows it now, with all the
-// annotations of its spec.
+// annotations of its spec. A task whose record is corrupt is reported
+// with the status unknown and the reason; a task directory the store
+// refuses (ErrUnsafePath) is an error naming it.
 func (s *Tasks) State(ref string) (*State, error) {
-	rec, err := s.Resolve(ref)
+	id, rec, err := s.resolveID(ref)
+	if err == nil && rec == nil {
+		rec, err = s.loadRecord(id)
+	}
+	if errors.Is(err, ErrCorrupt) {
+		return s.unknownState(id, err), nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
 	st := s.stateOf(rec)
 	st.Annotations = s.annotations(rec)
 	return st, nil
+}
+
+// unknownState is what can be said of a task whose record is not
+// trusted: its name, and why.
+func (s *Tasks) unknownState(id string, why error) *State {
+	return &State{OCIVersion: specs.Version, ID: id, Namespace: s.opts.Namespace, Status: Unknown, Reason: why.Error()}
 }
 
 // annotations are all the annotations of a task's spec (moor's copy), or
@@ -91,6 +108,8 @@ func (s *Tasks) stateOf(rec *Record) *State {
 
 // List reports every task of the namespace, reading only the records:
 // the annotations are those moor reads itself (moor.*, the stop signal).
+// A name whose record is corrupt, or whose directory the store refuses,
+// is listed with the status unknown and the reason.
 func (s *Tasks) List() ([]*State, error) {
 	ids, err := s.store.IDs(s.opts.Namespace)
 	if err != nil {
@@ -98,14 +117,14 @@ func (s *Tasks) List() ([]*State, error) {
 	}
 	var out []*State
 	for _, id := range ids {
-		rec, err := s.store.Load(s.opts.Namespace, id)
-		if errors.Is(err, ErrCorrupt) {
-			if rec, err = s.recoverRecord(id, err); err != nil {
-				s.log.Warn("task left out: its state cannot be read (delete --force removes it)", "id", id, "err", err)
-			}
+		rec, err := s.loadRecord(id)
+		if errors.Is(err, ErrNotExist) {
+			continue // a task deleted right now
 		}
 		if err != nil {
-			continue // a task being created or deleted right now
+			s.log.Warn("task state unknown (delete --force removes it)", "id", id, "err", err)
+			out = append(out, s.unknownState(id, err))
+			continue
 		}
 		out = append(out, s.stateOf(rec))
 	}

@@ -23,9 +23,12 @@ const (
 	Stopped
 	// Deleting: a delete began; delete (with or without force) finishes it.
 	Deleting
+	// Unknown: the task's record cannot be trusted (ErrCorrupt); state and
+	// list say why, and only delete --force acts on it. Never recorded.
+	Unknown
 )
 
-var statusNames = [...]string{"creating", "created", "running", "paused", "stopped", "deleting"}
+var statusNames = [...]string{"creating", "created", "running", "paused", "stopped", "deleting", "unknown"}
 
 func (s Status) String() string {
 	if s < 0 || int(s) >= len(statusNames) {

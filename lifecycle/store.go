@@ -4,17 +4,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/lf-edge/moor/anchor"
-	"github.com/lf-edge/moor/atomicfile"
 )
 
 // ErrNotExist means no task of that name or anchor PID exists.
@@ -23,8 +26,16 @@ var ErrNotExist = errors.New("no such task")
 // ErrExist means a task of that name exists already.
 var ErrExist = errors.New("task already exists")
 
-// ErrCorrupt means a task's record exists but cannot be read.
-var ErrCorrupt = errors.New("unreadable task record")
+// ErrCorrupt means a task's record exists but cannot be trusted: it is
+// not a regular file, does not decode, or names another task or
+// namespace than the directory it lives in.
+var ErrCorrupt = errors.New("corrupt record")
+
+// errTorn marks a corrupt record that does not decode, as a write cut
+// short on a disk-backed root leaves it: one that libcontainer's state of
+// the task may rebuild. A record that decodes to another place is never
+// rebuilt over.
+var errTorn = errors.New("torn")
 
 const (
 	recordFile = "moor.json"
@@ -148,6 +159,13 @@ type Record struct {
 // removal of its directory can never take the record with it: the record
 // is made first (Claim) and removed last (Remove), and while it exists the
 // task's name is taken and delete can finish whatever was cut short.
+//
+// The root is a trust boundary, as runc's own: every path below it is
+// opened beneath it through no symlink (openat2 RESOLVE_BENEATH and
+// RESOLVE_NO_SYMLINKS), a symlink or a non-directory where a directory
+// belongs is refused with ErrUnsafePath naming it, and a removal crosses
+// no symlink and no mount. A record must match its place: its ID and
+// namespace are its directory's, or it is corrupt (ErrCorrupt).
 type Store struct {
 	Root string
 }
@@ -162,10 +180,8 @@ func (s Store) ContainerDir(namespace, id string) string {
 
 // Dir is moor's directory of one task: its record and spec.
 func (s Store) Dir(namespace, id string) string {
-	return filepath.Join(s.tasksDir(namespace), id)
+	return filepath.Join(s.Root, s.dirRel(namespace, id))
 }
-
-func (s Store) tasksDir(namespace string) string { return filepath.Join(s.Root, ".tasks", namespace) }
 
 // ScratchDir is a task's scratch directory, outside libcontainer's state
 // directory: the upper layer of a writable root, a pinned network
@@ -174,32 +190,57 @@ func (s Store) ScratchDir(namespace, id string) string {
 	return filepath.Join(s.Root, ".scratch", namespace, id)
 }
 
-// Load reads a task's record.
+// Load reads a task's record. Its directory must be a directory, not a
+// symlink (ErrUnsafePath); a record that is not a regular file, does not
+// decode, or names another task or namespace than its place is corrupt.
 func (s Store) Load(namespace, id string) (*Record, error) {
 	if err := CheckID(id); err != nil {
 		return nil, fmt.Errorf("load task: %w", err)
 	}
-	b, err := os.ReadFile(filepath.Join(s.Dir(namespace, id), recordFile))
+	d, err := s.openDir(s.dirRel(namespace, id))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("load task %s: %w", id, ErrNotExist)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load task %s: %w", id, err)
 	}
+	defer d.Close()
+	f, err := openAt(d, recordFile, unix.O_RDONLY, beneath)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("load task %s: %w", id, ErrNotExist)
+	}
+	var b []byte
+	if err == nil {
+		b, err = readRegular(f)
+		f.Close()
+	}
+	if errors.Is(err, ErrUnsafePath) {
+		return nil, fmt.Errorf("load task %s: %w: %w", id, ErrCorrupt, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load task %s: %w", id, err)
+	}
 	var r Record
 	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("load task %s: %w: decode %s: %w", id, ErrCorrupt, recordFile, err)
+		return nil, fmt.Errorf("load task %s: %w: %w: decode %s: %w", id, ErrCorrupt, errTorn, recordFile, err)
+	}
+	if r.ID != id || r.Namespace != namespace {
+		return nil, fmt.Errorf("load task %s: %w: %s names task %q of namespace %q, not %q of %q",
+			id, ErrCorrupt, recordFile, r.ID, r.Namespace, id, namespace)
 	}
 	return &r, nil
 }
 
-// Save writes a task's record atomically.
+// Save writes a task's record atomically, into its directory only.
 func (s Store) Save(r *Record) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return fmt.Errorf("save task %s: %w", r.ID, err)
+	if err := s.checkPlace(r.Namespace, r.ID); err != nil {
+		return fmt.Errorf("save task: %w", err)
 	}
-	if err := atomicfile.Write(filepath.Join(s.Dir(r.Namespace, r.ID), recordFile), b, 0o600); err != nil {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err == nil {
+		err = s.writeIn(s.dirRel(r.Namespace, r.ID), recordFile, b)
+	}
+	if err != nil {
 		return fmt.Errorf("save task %s: %w", r.ID, err)
 	}
 	return nil
@@ -212,7 +253,7 @@ func (s Store) Lock(namespace, id string) (unlock func(), err error) {
 	if err := CheckID(id); err != nil {
 		return nil, fmt.Errorf("lock task: %w", err)
 	}
-	d, err := os.Open(s.Dir(namespace, id))
+	d, err := s.openDir(s.dirRel(namespace, id))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("lock task %s: %w", id, ErrNotExist)
 	}
@@ -246,11 +287,14 @@ func (s Store) Update(namespace, id string, fn func(*Record) error) (*Record, er
 
 // SaveSpec keeps the spec the task was created from.
 func (s Store) SaveSpec(namespace, id string, spec *specs.Spec) error {
-	b, err := json.MarshalIndent(spec, "", "  ")
-	if err != nil {
-		return fmt.Errorf("save spec of %s: %w", id, err)
+	if err := CheckID(id); err != nil {
+		return fmt.Errorf("save spec: %w", err)
 	}
-	if err := atomicfile.Write(filepath.Join(s.Dir(namespace, id), specFile), b, 0o600); err != nil {
+	b, err := json.MarshalIndent(spec, "", "  ")
+	if err == nil {
+		err = s.writeIn(s.dirRel(namespace, id), specFile, b)
+	}
+	if err != nil {
 		return fmt.Errorf("save spec of %s: %w", id, err)
 	}
 	return nil
@@ -258,7 +302,10 @@ func (s Store) SaveSpec(namespace, id string, spec *specs.Spec) error {
 
 // LoadSpec reads the spec the task was created from.
 func (s Store) LoadSpec(namespace, id string) (*specs.Spec, error) {
-	b, err := os.ReadFile(filepath.Join(s.Dir(namespace, id), specFile))
+	if err := CheckID(id); err != nil {
+		return nil, fmt.Errorf("load spec: %w", err)
+	}
+	b, err := s.readFile(path.Join(s.dirRel(namespace, id), specFile))
 	if err != nil {
 		return nil, fmt.Errorf("load spec of %s: %w", id, err)
 	}
@@ -271,20 +318,27 @@ func (s Store) LoadSpec(namespace, id string) (*specs.Spec, error) {
 
 // IDs lists the task IDs of a namespace, sorted: those with a record, and
 // those libcontainer knows without one (a task made by an older layout or
-// cut short), so that every name in use can be seen and deleted.
+// cut short), so that every name in use can be seen and deleted. A name
+// taken by something other than a directory (a symlink) is listed too:
+// using it gives ErrUnsafePath.
 func (s Store) IDs(namespace string) ([]string, error) {
 	seen := map[string]bool{}
-	for _, dir := range []string{s.tasksDir(namespace), s.NamespaceDir(namespace)} {
-		entries, err := os.ReadDir(dir)
+	for _, rel := range []string{s.tasksRel(namespace), namespace} {
+		d, err := s.openDir(rel)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("list tasks: %w", err)
 		}
-		for _, e := range entries {
-			if e.IsDir() && CheckID(e.Name()) == nil {
-				seen[e.Name()] = true
+		names, err := d.Readdirnames(-1)
+		d.Close()
+		if err != nil {
+			return nil, fmt.Errorf("list tasks: %w", err)
+		}
+		for _, n := range names {
+			if CheckID(n) == nil {
+				seen[n] = true
 			}
 		}
 	}
@@ -296,45 +350,85 @@ func (s Store) IDs(namespace string) ([]string, error) {
 	return ids, nil
 }
 
+// Exists reports whether a task's name is taken: by moor's directory of
+// it or libcontainer's, whatever they are. It fails when the state root
+// cannot be read.
+func (s Store) Exists(namespace, id string) (bool, error) {
+	for _, rel := range []string{s.dirRel(namespace, id), s.containerRel(namespace, id)} {
+		if ok, err := s.exists(rel); ok || err != nil {
+			return ok, err
+		}
+	}
+	return false, nil
+}
+
 // Claim takes a task's name: its directory appears with the record in it,
 // at once (a directory made aside, then renamed into place without
 // replacing anything), or not at all: ErrExist when the name is taken.
 // What a removal cut short left (a directory without a record) is
-// cleared first.
+// cleared first; a symlink there is refused. libcontainer's directory of
+// the namespace is made too, so that libcontainer finds a directory there.
 func (s Store) Claim(r *Record) error {
-	if err := CheckID(r.ID); err != nil {
+	if err := s.checkPlace(r.Namespace, r.ID); err != nil {
 		return fmt.Errorf("claim task: %w", err)
 	}
-	parent := s.tasksDir(r.Namespace)
-	if err := os.MkdirAll(parent, 0o700); err != nil {
-		return fmt.Errorf("claim task %s: %w", r.ID, err)
-	}
-	tmp, err := os.MkdirTemp(parent, claimPrefix(r.ID))
+	lc, err := s.mkdirAll(r.Namespace)
 	if err != nil {
 		return fmt.Errorf("claim task %s: %w", r.ID, err)
 	}
-	defer os.RemoveAll(tmp) // gone once renamed
+	lc.Close()
+	parent, err := s.mkdirAll(s.tasksRel(r.Namespace))
+	if err != nil {
+		return fmt.Errorf("claim task %s: %w", r.ID, err)
+	}
+	defer parent.Close()
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return fmt.Errorf("claim task %s: %w", r.ID, err)
 	}
-	if err := os.WriteFile(filepath.Join(tmp, recordFile), b, 0o600); err != nil {
+	tmp, err := mkdirTemp(parent, claimPrefix(r.ID))
+	if err != nil {
 		return fmt.Errorf("claim task %s: %w", r.ID, err)
 	}
-	dir := s.Dir(r.Namespace, r.ID)
+	defer removeAt(parent, tmp) // gone once renamed
+	if err := s.writeIn(path.Join(s.tasksRel(r.Namespace), tmp), recordFile, b); err != nil {
+		return fmt.Errorf("claim task %s: %w", r.ID, err)
+	}
+	pfd := int(parent.Fd())
 	for try := 0; ; try++ {
-		err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, dir, unix.RENAME_NOREPLACE)
+		err = unix.Renameat2(pfd, tmp, pfd, r.ID, unix.RENAME_NOREPLACE)
 		if err == nil {
 			return nil
 		}
 		if !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("claim task %s: %w", r.ID, err)
 		}
-		if _, serr := os.Stat(filepath.Join(dir, recordFile)); serr == nil || try > 0 {
+		d, err := openAt(parent, r.ID, unix.O_RDONLY|unix.O_DIRECTORY, beneath)
+		if err != nil {
+			return fmt.Errorf("claim task %s: %w", r.ID, err)
+		}
+		_, serr := openAt(d, recordFile, unix.O_PATH, beneath)
+		d.Close()
+		if !errors.Is(serr, os.ErrNotExist) || try > 0 {
 			return fmt.Errorf("claim task %s: %w", r.ID, ErrExist)
 		}
-		if err := os.RemoveAll(dir); err != nil { // a removal's remains
+		if err := removeAt(parent, r.ID); err != nil { // a removal's remains
 			return fmt.Errorf("claim task %s: %w", r.ID, err)
+		}
+	}
+}
+
+// mkdirTemp makes a new directory prefix<random> in dir and returns its
+// name.
+func mkdirTemp(dir *os.File, prefix string) (string, error) {
+	for {
+		name := prefix + strconv.FormatUint(uint64(rand.Uint32()), 10)
+		err := unix.Mkdirat(int(dir.Fd()), name, 0o700)
+		if err == nil {
+			return name, nil
+		}
+		if !errors.Is(err, unix.EEXIST) {
+			return "", &os.PathError{Op: "mkdir", Path: filepath.Join(dir.Name(), name), Err: err}
 		}
 	}
 }
@@ -344,32 +438,124 @@ func claimPrefix(id string) string { return "claim@" + id + "@" }
 
 // Remove deletes moor's directory of a task, the record last, so that a
 // removal cut short leaves either the record or nothing that counts; then
-// the namespace directories, once empty.
+// the namespace directories, once empty. It removes only what is in the
+// directory (a symlink there itself, never what it points at); a task
+// directory that is a symlink is refused.
 func (s Store) Remove(namespace, id string) error {
-	dir := s.Dir(namespace, id)
-	entries, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := CheckID(id); err != nil {
+		return fmt.Errorf("remove state: %w", err)
+	}
+	if err := s.removeDir(s.dirRel(namespace, id)); err != nil {
 		return fmt.Errorf("remove state of %s: %w", id, err)
 	}
-	for _, e := range entries {
-		if e.Name() != recordFile {
-			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-				return fmt.Errorf("remove state of %s: %w", id, err)
+	if d, err := s.openDir(s.tasksRel(namespace)); err == nil {
+		names, _ := d.Readdirnames(-1)
+		for _, n := range names {
+			if strings.HasPrefix(n, claimPrefix(id)) {
+				_ = removeAt(d, n) // a create cut short before its claim
+			}
+		}
+		d.Close()
+	}
+	for _, rel := range []string{s.tasksRel(namespace), ".tasks", namespace} {
+		s.removeEmpty(rel)
+	}
+	return nil
+}
+
+// removeDir removes a task's directory of moor's, the record last.
+func (s Store) removeDir(rel string) error {
+	d, err := s.openDir(rel)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if n != recordFile {
+			if err := removeAt(d, n); err != nil {
+				return err
 			}
 		}
 	}
-	if err := os.Remove(filepath.Join(dir, recordFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove state of %s: %w", id, err)
+	if err := removeAt(d, recordFile); err != nil {
+		return err
 	}
-	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove state of %s: %w", id, err)
+	return s.removeAll(rel)
+}
+
+// RemoveContainerDir removes libcontainer's state directory of a task, as
+// removeAll does.
+func (s Store) RemoveContainerDir(namespace, id string) error {
+	if err := CheckID(id); err != nil {
+		return fmt.Errorf("remove container state: %w", err)
 	}
-	claims, _ := filepath.Glob(filepath.Join(s.tasksDir(namespace), claimPrefix(id)+"*"))
-	for _, c := range claims {
-		_ = os.RemoveAll(c) // a create cut short before its claim
+	return s.removeAll(s.containerRel(namespace, id))
+}
+
+// CheckContainer checks libcontainer's state directory of a task before
+// libcontainer is let at it: a directory (not a symlink) whose state.json,
+// when there, is a regular file naming this task. A missing directory is
+// no error (loading it says so).
+func (s Store) CheckContainer(namespace, id string) error {
+	if err := CheckID(id); err != nil {
+		return fmt.Errorf("check container state: %w", err)
 	}
-	for _, d := range []string{s.tasksDir(namespace), filepath.Dir(s.tasksDir(namespace)), s.NamespaceDir(namespace)} {
-		_ = os.Remove(d)
+	b, err := s.readFile(path.Join(s.containerRel(namespace, id), "state.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		_, err = s.openDir(s.containerRel(namespace, id)) // a fake runtime keeps no state.json
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("check container state of %s: %w", id, err)
+	}
+	var st struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil // libcontainer's load reports it
+	}
+	if st.ID != id {
+		return fmt.Errorf("check container state of %s: %w: libcontainer's state.json names container %q", id, ErrCorrupt, st.ID)
 	}
 	return nil
+}
+
+// CheckScratch checks a task's scratch directory before it is cleaned:
+// missing, or a directory reached through no symlink.
+func (s Store) CheckScratch(namespace, id string) error {
+	d, err := s.openDir(path.Join(".scratch", namespace, id))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("check scratch of %s: %w", id, err)
+	}
+	return d.Close()
+}
+
+// checkPlace checks a task's namespace and ID, the names of its
+// directories.
+func (s Store) checkPlace(namespace, id string) error {
+	if !namePattern.MatchString(namespace) {
+		return fmt.Errorf("task namespace %q: want letters, digits and _.- only", namespace)
+	}
+	return CheckID(id)
+}
+
+// dirRel, tasksRel and containerRel are Dir, the namespace's directory of
+// moor's and ContainerDir relative to the root.
+func (s Store) dirRel(namespace, id string) string { return path.Join(s.tasksRel(namespace), id) }
+func (s Store) tasksRel(namespace string) string   { return path.Join(".tasks", namespace) }
+func (s Store) containerRel(namespace, id string) string {
+	return path.Join(namespace, id)
 }

@@ -139,14 +139,7 @@ func (s *Tasks) Resolve(ref string) (*Record, error) {
 // the way. A name is taken while moor's record or libcontainer's state of
 // it exists.
 func (s *Tasks) resolveID(ref string) (string, *Record, error) {
-	exists := func(id string) bool {
-		for _, dir := range []string{s.store.Dir(s.opts.Namespace, id), s.store.ContainerDir(s.opts.Namespace, id)} {
-			if _, err := os.Stat(dir); err == nil {
-				return true
-			}
-		}
-		return false
-	}
+	exists := func(id string) (bool, error) { return s.store.Exists(s.opts.Namespace, id) }
 	var found *Record
 	anchorOf := func(pid int) (string, error) {
 		ids, err := s.store.IDs(s.opts.Namespace)
@@ -172,15 +165,17 @@ func (s *Tasks) resolveID(ref string) (string, *Record, error) {
 	return id, found, nil
 }
 
-// loadRecord reads a task's record, rebuilding one that cannot be read.
+// loadRecord reads a task's record, rebuilding one that does not decode
+// (or is missing beside libcontainer's state); one that names another
+// place stays corrupt.
 func (s *Tasks) loadRecord(id string) (*Record, error) {
 	rec, err := s.store.Load(s.opts.Namespace, id)
 	if errors.Is(err, ErrNotExist) {
-		if _, serr := os.Stat(s.store.ContainerDir(s.opts.Namespace, id)); serr == nil {
-			err = fmt.Errorf("task %s: libcontainer's state without moor's record: %w", id, ErrCorrupt)
+		if ok, _ := s.store.exists(s.store.containerRel(s.opts.Namespace, id)); ok {
+			err = fmt.Errorf("task %s: libcontainer's state without moor's record: %w: %w", id, ErrCorrupt, errTorn)
 		}
 	}
-	if errors.Is(err, ErrCorrupt) {
+	if errors.Is(err, errTorn) {
 		return s.recoverRecord(id, err)
 	}
 	return rec, err
@@ -229,7 +224,7 @@ func (s *Tasks) startSlot() (release func()) {
 // rebuilt record is saved, so the task is whole again; corrupt is returned
 // when libcontainer's state cannot be read either.
 func (s *Tasks) recoverRecord(id string, corrupt error) (*Record, error) {
-	c, err := s.opts.Runtime.Load(s.store.NamespaceDir(s.opts.Namespace), id)
+	c, err := s.loadContainer(s.opts.Namespace, id)
 	if err != nil {
 		return nil, errors.Join(corrupt, err)
 	}

@@ -6,6 +6,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
 	"runtime"
@@ -47,7 +48,7 @@ func run(args []string) int {
 		args = []string{args[0], "supervise"}
 	}
 	err := app.Run(args)
-	if err == nil {
+	if err == nil || brokenStdout(err) {
 		return 0
 	}
 	var ec exitCode
@@ -57,6 +58,13 @@ func run(args []string) int {
 	logError(err)
 	fmt.Fprintf(os.Stderr, "moor: %v\n", err)
 	return 1
+}
+
+// brokenStdout reports whether err is a write to a stdout whose reader
+// went away (moor list | head): as runc, moor then ends quietly, with 0.
+func brokenStdout(err error) bool {
+	var pe *fs.PathError
+	return errors.As(err, &pe) && pe.Path == os.Stdout.Name() && errors.Is(err, unix.EPIPE)
 }
 
 // exitCode is returned by a verb that ends with a status of its own (run
