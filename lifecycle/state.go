@@ -29,8 +29,9 @@ type State struct {
 	Failures    int               `json:"failures,omitempty"`
 	// VM is the guest's run state, for a hypervisor task.
 	VM *devicemodel.RunState `json:"vm,omitempty"`
-	// Reason says why the status is unknown: what is wrong with the
-	// task's record.
+	// Reason says why the status is unknown (what is wrong with the
+	// task's record), or, in `moor list`, why a supervisor's service has
+	// no task (its create failed).
 	Reason string `json:"reason,omitempty"`
 }
 

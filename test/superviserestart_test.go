@@ -101,3 +101,48 @@ func TestSuperviseRestartChangesNothing(t *testing.T) {
 		t.Errorf("%d anchors of steady after the shutdown", n)
 	}
 }
+
+// TestSuperviseFailedCreate: a service whose create fails (its root is
+// missing) is not dropped: moor list shows it stopped with the error, the
+// status dump too, and after the bundle is fixed SIGHUP starts it.
+func TestSuperviseFailedCreate(t *testing.T) {
+	tr := newTree(t)
+	b := tr.add(t, "services", "010-broken", fmt.Sprintf(trapTerm, "broken"), map[string]string{supervisor.RestartAnnotation: "no"})
+	root := b.Spec.Root.Path
+	b.Spec.Root.Path = filepath.Join(b.Dir, "missing-root")
+	b.write(t)
+	sup := tr.start(t, nil)
+	var row lifecycle.State
+	waitFor(t, 10*time.Second, "list to show the broken service", func() bool {
+		for _, st := range listTasks(t, supervisor.SystemNamespace) {
+			if st.ID == "broken" {
+				row = st
+				return true
+			}
+		}
+		return false
+	})
+	if row.Status != lifecycle.Stopped || !strings.Contains(row.Reason, "create failed") || !strings.Contains(row.Reason, "root.path") {
+		t.Fatalf("list shows %+v, want broken stopped with its create error", row)
+	}
+	table := mustMoor(t, "--namespace", supervisor.SystemNamespace, "list")
+	if !strings.Contains(table, "broken") || !strings.Contains(table, "create failed") {
+		t.Fatalf("list's table has no broken service with its error:\n%s", table)
+	}
+	if err := sup.signal(unix.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the status dump to show the error", func() bool {
+		d, err := os.ReadFile(filepath.Join(stateRoot, "status-"+supervisor.SystemNamespace+".json"))
+		return err == nil && strings.Contains(string(d), `"error": "create task broken`)
+	})
+	b.Spec.Root.Path = root
+	b.write(t)
+	if err := sup.signal(unix.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(t, "broken", 0)
+	if code := sup.stop(t, unix.SIGTERM); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}

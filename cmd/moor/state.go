@@ -4,12 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli"
 
 	"github.com/lf-edge/moor/lifecycle"
+	"github.com/lf-edge/moor/supervisor"
 )
 
 var stateCommand = cli.Command{
@@ -44,6 +48,7 @@ var listCommand = cli.Command{
 		if err != nil {
 			return err
 		}
+		states = append(states, untaskedServices(sup.Store().Root, ctx.GlobalString("namespace"), states)...)
 		if ctx.Bool("quiet") {
 			for _, st := range states {
 				fmt.Println(st.ID)
@@ -61,7 +66,7 @@ var listCommand = cli.Command{
 			w := tabwriter.NewWriter(os.Stdout, 12, 1, 3, ' ', 0)
 			fmt.Fprintln(w, "ID\tPID\tSTATUS\tRESTARTS\tEXIT\tBUNDLE\tCREATED")
 			for _, st := range states {
-				exit := ""
+				exit := st.Reason
 				if st.Exit != nil {
 					exit = fmt.Sprintf("%d (%s)", st.Exit.Code, st.Exit.Reason)
 				}
@@ -73,6 +78,26 @@ var listCommand = cli.Command{
 			return fmt.Errorf("list: --format %q: want table or json", f)
 		}
 	},
+}
+
+// untaskedServices are the services a supervisor of the namespace keeps
+// with no task because their create failed (its journal): list shows each
+// as stopped, with the error as its reason.
+func untaskedServices(root, namespace string, have []*lifecycle.State) []*lifecycle.State {
+	j, err := supervisor.ReadJournal(root, namespace)
+	if err != nil {
+		return nil
+	}
+	var out []*lifecycle.State
+	for id, u := range j.Untasked {
+		if u.Error == "" || slices.ContainsFunc(have, func(st *lifecycle.State) bool { return st.ID == id }) {
+			continue
+		}
+		out = append(out, &lifecycle.State{OCIVersion: specs.Version, ID: id, Namespace: namespace, Status: lifecycle.Stopped,
+			Restarts: u.Restarts, Created: u.At, Reason: "create failed: " + u.Error})
+	}
+	slices.SortFunc(out, func(a, b *lifecycle.State) int { return strings.Compare(a.ID, b.ID) })
+	return out
 }
 
 func printJSON(v any) error {
