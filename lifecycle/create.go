@@ -218,8 +218,23 @@ func (s *Tasks) startAnchor(c Container, proc *libcontainer.Process, rec *Record
 	return nil
 }
 
-// Start lets a created task's anchor run the task's process.
-func (s *Tasks) Start(ctx context.Context, ref string) (*Record, error) {
+// Start lets a created task's anchor run the task's process, or starts a
+// stopped task again (startStopped: a new anchor, the same name), as the
+// task interface's Start does.
+func (s *Tasks) Start(ctx context.Context, ref string, opts ...StartOption) (*Record, error) {
+	rec, err := s.StartCreated(ctx, ref)
+	if errors.Is(err, ErrWrongStatus) {
+		if rec, rerr := s.Resolve(ref); rerr == nil && s.observe(rec) == Stopped {
+			return s.startStopped(ctx, rec, opts)
+		}
+	}
+	return rec, err
+}
+
+// StartCreated lets a created task's anchor run the task's process; a
+// task in any other status is refused (ErrWrongStatus), as the OCI
+// runtime spec's start requires.
+func (s *Tasks) StartCreated(ctx context.Context, ref string) (*Record, error) {
 	h, err := s.open(ref, "start", locked, Created)
 	if err != nil {
 		return nil, err

@@ -37,7 +37,7 @@ func newApp() *cli.App {
 	}
 	app.Before = setupLogging
 	app.Commands = []cli.Command{
-		specCommand, createCommand, startCommand, stateCommand, killCommand,
+		specCommand, createCommand, startCommand, restartCommand, stateCommand, killCommand,
 		deleteCommand, runCommand, listCommand, psCommand, execCommand,
 		pauseCommand, resumeCommand, featuresCommand, eventsCommand, stopCommand, superviseCommand, initramfsCommand, updateCommand,
 		anchorCommand, vmCommand,

@@ -1,0 +1,70 @@
+package lifecycle_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/lf-edge/moor/lifecycle"
+)
+
+// TestStartStopped: Start of a stopped task makes it anew from its saved
+// spec under the same name: a new anchor, restarts one more, its output
+// where WithIO says, its hooks run again (poststart here). StartCreated
+// refuses a stopped task, as OCI start must.
+func TestStartStopped(t *testing.T) {
+	e := withReaper(t)
+	ctx := context.Background()
+	marks := filepath.Join(e.dir, "poststart")
+	o := e.options(t, "app", "sh", "-c", "echo run; exec sleep 100")
+	o.Spec.Hooks = &specs.Hooks{Poststart: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo started >> " + marks}}}}
+	rec, err := e.tasks.Create(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.tasks.Delete(context.Background(), "app", true) })
+	if _, err := e.tasks.Start(ctx, "app"); err != nil {
+		t.Fatal(err)
+	}
+	first := rec.Anchor.PID
+	if err := e.tasks.Signal("app", unix.SIGKILL, false); err != nil {
+		t.Fatal(err)
+	}
+	<-e.exits
+	if _, err := e.tasks.StartCreated(ctx, "app"); !errors.Is(err, lifecycle.ErrWrongStatus) {
+		t.Fatalf("StartCreated of a stopped task: %v, want ErrWrongStatus", err)
+	}
+	out, err := os.Create(filepath.Join(e.dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	again, err := e.tasks.Start(ctx, "app", lifecycle.WithIO(lifecycle.IO{Stdout: out}))
+	if err != nil {
+		t.Fatalf("start of the stopped task: %v", err)
+	}
+	st, err := e.tasks.State("app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Status != lifecycle.Running || st.PID == first || st.PID != again.Anchor.PID || st.Restarts != 1 || st.Exit != nil {
+		t.Fatalf("after start of the stopped task: %+v, want running with a new anchor (not %d) and 1 restart", st, first)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for b, _ := os.ReadFile(out.Name()); string(b) != "run\n"; b, _ = os.ReadFile(out.Name()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the new anchor's output: %q, want run", b)
+		}
+		<-time.After(10 * time.Millisecond)
+	}
+	if b, _ := os.ReadFile(marks); strings.Count(string(b), "started") != 2 {
+		t.Fatalf("poststart ran %q, want once a start", b)
+	}
+}
