@@ -100,6 +100,13 @@ func memoryDir(c Container) string {
 func (s *Tasks) recordExit(ns, id string, who anchor.Identity, ex *Exit) {
 	stale := false
 	_, err := s.store.Update(ns, id, func(r *Record) error {
+		if r.Anchor == who && r.Exit != nil && r.Exit.Code == CodeUnknown && ex.Code != CodeUnknown {
+			// The reaper's status, come after an adoption's watch that
+			// could only say unknown: the record gets the truth, the
+			// exit was reported already.
+			r.Exit, stale = ex, true
+			return nil
+		}
 		if r.Anchor != who || r.Exit != nil {
 			stale = true
 			return nil
@@ -212,4 +219,46 @@ func (s *Tasks) Adopt(ref string) error {
 		s.recordExit(rec.Namespace, rec.ID, rec.Anchor, ex)
 	}()
 	return nil
+}
+
+// RecordOrphan records the exit of a child the process's reaper collected
+// for nobody (an orphan handed to PID 1 or to a subreaper), when it is the
+// anchor of a task of any namespace under the state root that has no exit
+// yet: a task created by another process (the CLI, a manager embedding
+// this library) whose anchor the machine's init, or a supervisor, reaped.
+// The record gets the exit as a foreground run's would (code, signal,
+// oom). It reports whether the orphan was such an anchor.
+//
+// The PID is matched while the orphan is a zombie not yet collected by
+// anyone else, so it cannot be another process's; a record whose anchor
+// died unseen long ago and whose PID came back as this orphan is the one
+// case this cannot tell, and only one with no exit recorded.
+func (s *Tasks) RecordOrphan(r reaper.Reaped) bool {
+	namespaces, err := s.store.Namespaces()
+	if err != nil {
+		s.log.Warn("record an orphan's exit", "pid", r.PID, "err", err)
+		return false
+	}
+	for _, ns := range namespaces {
+		ids, _ := s.store.IDs(ns)
+		for _, id := range ids {
+			rec, err := s.store.Load(ns, id)
+			if err != nil || rec.Anchor.PID != r.PID || rec.Exit != nil {
+				continue
+			}
+			in := s
+			if ns != s.opts.Namespace {
+				o := s.opts
+				o.Namespace, o.OnExit = ns, nil
+				in = &Tasks{opts: o, store: s.store, log: s.log.With("namespace", ns), waiters: map[string][]chan *Exit{}, exited: map[string]*Exit{}}
+			}
+			memDir := ""
+			if c, err := in.loadContainer(ns, id); err == nil {
+				memDir = memoryDir(c)
+			}
+			in.recordExit(ns, id, rec.Anchor, exitOf(r, memDir))
+			return true
+		}
+	}
+	return false
 }

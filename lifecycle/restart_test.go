@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lf-edge/moor/lifecycle"
+	"github.com/lf-edge/moor/reaper"
 )
 
 // TestStartStopped: Start of a stopped task makes it anew from its saved
@@ -66,5 +68,56 @@ func TestStartStopped(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(marks); strings.Count(string(b), "started") != 2 {
 		t.Fatalf("poststart ran %q, want once a start", b)
+	}
+}
+
+// TestRecordOrphan: a task made by a Tasks with no reaper (as the CLI
+// makes one), in another namespace, whose anchor the process's reaper
+// collects as an orphan: RecordOrphan on the reaper's Tasks records its
+// exit (137, SIGKILL) as a foreground run would; a stranger's exit is not
+// taken for a task's.
+func TestRecordOrphan(t *testing.T) {
+	e := newEnv(t, lifecycle.Options{Namespace: "eve-user-apps"})
+	init, err := lifecycle.New(lifecycle.Options{Root: e.root, Namespace: "services.linuxkit", Runtime: e.rt, Reaper: rp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan bool, 4)
+	rp.OnOrphan(func(r reaper.Reaped) { got <- init.RecordOrphan(r) })
+	t.Cleanup(func() { rp.OnOrphan(func(reaper.Reaped) {}) })
+
+	stranger := exec.Command("true") // a child nobody watches: an orphan to the reaper
+	if err := stranger.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case took := <-got:
+		if took {
+			t.Fatal("a stranger's exit was taken for a task's")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stranger was not reaped")
+	}
+	e.create(t, "app", "sleep", "100")
+	rec, err := e.tasks.Start(context.Background(), "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Kill(rec.Anchor.PID, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for took := false; !took; {
+		select {
+		case took = <-got:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the anchor was not reaped as an orphan")
+		}
+	}
+	st, err := e.tasks.State("app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Status != lifecycle.Stopped || st.Exit == nil || st.Exit.Code != 137 || st.Exit.Signal != "SIGKILL" || st.Exit.Reason != lifecycle.ExitSignal {
+		t.Fatalf("state after the orphan's exit: %+v (exit %+v), want stopped, 137 SIGKILL", st, st.Exit)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -314,6 +315,25 @@ func (s Store) LoadSpec(namespace, id string) (*specs.Spec, error) {
 		return nil, fmt.Errorf("load spec of %s: %w", id, err)
 	}
 	return &spec, nil
+}
+
+// Namespaces lists the task namespaces that hold records, sorted.
+func (s Store) Namespaces() ([]string, error) {
+	d, err := s.openDir(".tasks")
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list task namespaces: %w", err)
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return nil, fmt.Errorf("list task namespaces: %w", err)
+	}
+	names = slices.DeleteFunc(names, func(n string) bool { return !namePattern.MatchString(n) })
+	sort.Strings(names)
+	return names, nil
 }
 
 // IDs lists the task IDs of a namespace, sorted: those with a record, and

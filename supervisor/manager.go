@@ -209,6 +209,20 @@ func (m *Manager) Run(ctx context.Context) error {
 	return m.loop(ctx, sigs)
 }
 
+// Orphan takes a child the process's reaper collected for nobody: when it
+// was the anchor of a moor task under the state root, of any namespace and
+// whoever made it (the CLI run from a service, a manager embedding the
+// library), its exit is recorded in the task's record. Run routes its own
+// reaper's orphans here; a caller that passes ManagerOptions.Reaper routes
+// them itself. Safe from any goroutine.
+func (m *Manager) Orphan(r reaper.Reaped) {
+	m.post(func() {
+		if m.sup == nil || !m.sup.RecordOrphan(r) {
+			m.log.Debug("reaped orphan", "pid", r.PID, "code", r.Code())
+		}
+	})
+}
+
 // reaper is the process's one reaper: the caller's, or Run's own once the
 // process is a subreaper; release closes Run's own, with no zombie left.
 func (m *Manager) reaper() (rp *reaper.Reaper, release func(), err error) {
@@ -219,7 +233,7 @@ func (m *Manager) reaper() (rp *reaper.Reaper, release func(), err error) {
 		return nil, nil, err
 	}
 	rp = reaper.NewReaper()
-	rp.OnOrphan(func(r reaper.Reaped) { m.log.Debug("reaped orphan", "pid", r.PID, "code", r.Code()) })
+	rp.OnOrphan(m.Orphan)
 	return rp, func() {
 		rp.ReapNow() // exit with no zombie of ours left
 		rp.Close()

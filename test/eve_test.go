@@ -179,11 +179,6 @@ func eveCreated(prefix, name string) *regexp.Regexp {
 // own parent, as the machine's rules want (the guest test below uses
 // /eve/services/<name> itself).
 func TestEVETreeSupervise(t *testing.T) {
-	unshare, err1 := exec.LookPath("unshare")
-	nsenter, err2 := exec.LookPath("nsenter")
-	if err1 != nil || err2 != nil {
-		t.Fatalf("unshare and nsenter (util-linux) are needed: %v %v", err1, err2)
-	}
 	dir := filepath.Join(scratch, taskID(t))
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	e := &eveTree{Dir: filepath.Join(dir, "containers"), Root: busyboxRoot, CgPrefix: cgroupRunParent + "-eve",
@@ -206,26 +201,9 @@ func TestEVETreeSupervise(t *testing.T) {
 	})
 
 	logs := filepath.Join(dir, "logs")
-	cmd := exec.Command(unshare, "--pid", "--fork", "--mount-proc", "--kill-child", "/bin/sh", "-c",
-		`"$@" & wait $!`, "sh", moorBin, "--root", stateRoot, "--debug", "supervise", "--containers", e.Dir, "--log-dir", logs)
-	sup := startSupervise(t, cmd, nil)
-	shPID := childOf(t, cmd.Process.Pid)
-	var moorPID int
-	waitFor(t, 10*time.Second, "moor under the namespace's shell", func() bool {
-		if c := children(shPID); len(c) == 1 {
-			moorPID = c[0]
-		}
-		return moorPID != 0
-	})
-	sup.target = moorPID
-	inside := func(args ...string) ([]byte, error) {
-		return exec.Command(nsenter, append([]string{"--target", strconv.Itoa(moorPID), "--pid", "--mount", moorBin, "--root", stateRoot,
-			"--namespace", supervisor.SystemNamespace}, args...)...).Output()
-	}
+	sup, moorPID := superviseInPIDNS(t, e.Dir, logs)
 	state := func(id string) (lifecycle.State, bool) {
-		var st lifecycle.State
-		out, err := inside("state", id)
-		return st, err == nil && json.Unmarshal(out, &st) == nil
+		return stateInside(t, moorPID, supervisor.SystemNamespace, id)
 	}
 	names := []string{"newlogd", "watchdog", "wlan", "pillar"}
 	waitFor(t, 60*time.Second, "every EVE service to run", func() bool {
@@ -305,6 +283,109 @@ func TestEVETreeSupervise(t *testing.T) {
 	if _, err := os.Stat("/pillar-was-here"); err == nil {
 		os.Remove("/pillar-was-here")
 		t.Error("pillar wrote to the host's root through /hostfs")
+	}
+}
+
+// superviseInPIDNS runs `moor supervise` of tree as a child subreaper in
+// a PID namespace of the test's own, whose init is a shell: a task with
+// the "host's" PID namespace gets that one, never this machine's. It
+// returns the supervisor and moor's host PID.
+func superviseInPIDNS(t *testing.T, tree, logs string) (*supervise, int) {
+	t.Helper()
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Fatalf("unshare (util-linux) is needed: %v", err)
+	}
+	cmd := exec.Command(unshare, "--pid", "--fork", "--mount-proc", "--kill-child", "/bin/sh", "-c",
+		`"$@" & wait $!`, "sh", moorBin, "--root", stateRoot, "--debug", "supervise", "--containers", tree, "--log-dir", logs)
+	sup := startSupervise(t, cmd, nil)
+	shPID := childOf(t, cmd.Process.Pid)
+	var moorPID int
+	waitFor(t, 10*time.Second, "moor under the namespace's shell", func() bool {
+		if c := children(shPID); len(c) == 1 {
+			moorPID = c[0]
+		}
+		return moorPID != 0
+	})
+	sup.target = moorPID
+	return sup, moorPID
+}
+
+// stateInside reads `moor state` of a task in the PID namespace of the
+// process pid, whose PIDs its records hold.
+func stateInside(t *testing.T, pid int, namespace, id string) (lifecycle.State, bool) {
+	t.Helper()
+	nsenter, err := exec.LookPath("nsenter")
+	if err != nil {
+		t.Fatalf("nsenter (util-linux) is needed: %v", err)
+	}
+	out, err := exec.Command(nsenter, "--target", strconv.Itoa(pid), "--pid", "--mount", moorBin, "--root", stateRoot,
+		"--namespace", namespace, "state", id).Output()
+	var st lifecycle.State
+	return st, err == nil && json.Unmarshal(out, &st) == nil
+}
+
+// TestAppExitRecordedByInit: a service with the host's PID namespace
+// (pillar's shape: every capability, the state root, moor and the cgroup
+// file system bound in) creates a user app with the moor CLI, which then
+// exits; the app's anchor, orphaned, is reaped by the supervisor, which
+// records its exit in the app's record, of another namespace: killed, it
+// reads 137/SIGKILL, as a foreground run would report.
+func TestAppExitRecordedByInit(t *testing.T) {
+	dir := filepath.Join(scratch, taskID(t))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	tree := filepath.Join(dir, "containers")
+	app := newBundle(t, "sleep", "1000")
+	app.write(t)
+	script := fmt.Sprintf(`%[1]s --root %[2]s --namespace eve-user-apps run --detach --bundle %[3]s %[4]s && echo app created
+trap 'exit 0' TERM; while :; do sleep 0.2; done`, moorBin, stateRoot, app.Dir, app.ID)
+	// pillar's root is a copy of its own: the bind mounts' points are
+	// made in it.
+	root := filepath.Join(dir, "pillar-root")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cp", "-a", busyboxRoot, root).CombinedOutput(); err != nil {
+		t.Fatalf("copy busybox root: %v: %s", err, out)
+	}
+	s := linuxkitSpec(root, "/bin/sh", "-c", script)
+	s.Linux.CgroupsPath = cgroupParent + "/" + taskID(t)
+	s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: allCaps, Effective: allCaps, Permitted: allCaps}
+	s.Linux.Namespaces = without(s.Linux.Namespaces, specs.PIDNamespace)
+	s.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
+	s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
+	s.Mounts = slices.DeleteFunc(s.Mounts, func(m specs.Mount) bool { return m.Destination == "/sys/fs/cgroup" })
+	for _, p := range []string{"/dev", "/sys/fs/cgroup", filepath.Dir(moorBin), stateRoot, app.Dir, busyboxRoot} {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: p, Type: "bind", Source: p, Options: []string{"rbind", "rw"}})
+	}
+	b, _ := json.Marshal(s)
+	if err := os.MkdirAll(filepath.Join(tree, "services", "pillar"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tree, "services", "pillar", "config.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sup, moorPID := superviseInPIDNS(t, tree, filepath.Join(dir, "logs"))
+	t.Cleanup(func() { moor(t, "--namespace", "eve-user-apps", "delete", "--force", app.ID) })
+	var st lifecycle.State
+	waitFor(t, 20*time.Second, "the app made from inside pillar to run", func() bool {
+		var ok bool
+		st, ok = stateInside(t, moorPID, "eve-user-apps", app.ID)
+		return ok && st.Status == lifecycle.Running
+	})
+	if err := unix.Kill(hostPID(t, moorPID, st.PID), unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the app's exit to be recorded", func() bool {
+		st, _ = stateInside(t, moorPID, "eve-user-apps", app.ID)
+		return st.Status == lifecycle.Stopped
+	})
+	if st.Exit == nil || st.Exit.Code != 137 || st.Exit.Signal != "SIGKILL" {
+		t.Fatalf("the app's exit: %+v, want 137 SIGKILL recorded by the supervisor that reaped it", st.Exit)
+	}
+	mustMoor(t, "--namespace", "eve-user-apps", "delete", app.ID)
+	if code := sup.stop(t, unix.SIGTERM); code != 0 {
+		t.Fatalf("supervisor exit %d", code)
 	}
 }
 
