@@ -45,8 +45,8 @@ func testCRI(t *testing.T, rel ctrRelease, crictlBin string) {
 	c.ids = append(c.ids, pod)
 	var sb criInspect
 	cri.inspect(t, &sb, "inspectp", pod)
-	if sb.Status.State != "SANDBOX_READY" || sb.Info.RuntimeHandler != "moor" {
-		t.Fatalf("pod sandbox: state %s, runtime handler %q; want SANDBOX_READY through moor", sb.Status.State, sb.Info.RuntimeHandler)
+	if sb.Status.State != "SANDBOX_READY" || sb.Status.RuntimeHandler != "moor" {
+		t.Fatalf("pod sandbox: state %s, runtime handler %q; want SANDBOX_READY through moor", sb.Status.State, sb.Status.RuntimeHandler)
 	}
 	c.checkMoorTask(t, pod, sb.Info.PID, e.podParent)
 	c.checkShim(t, criNamespace+"/"+pod)
@@ -160,12 +160,12 @@ func (c *ctrEnv) checkMoorTask(t *testing.T, id string, pid int, parent string) 
 // criInspect is what the test reads of `crictl inspect` and `inspectp`.
 type criInspect struct {
 	Status struct {
-		State    string `json:"state"`
-		ExitCode int    `json:"exitCode"`
+		State          string `json:"state"`
+		ExitCode       int    `json:"exitCode"`
+		RuntimeHandler string `json:"runtimeHandler"` // a sandbox's
 	} `json:"status"`
 	Info struct {
-		PID            int    `json:"pid"`
-		RuntimeHandler string `json:"runtimeHandler"`
+		PID int `json:"pid"`
 	} `json:"info"`
 }
 
