@@ -59,17 +59,17 @@ func testContainerd(t *testing.T, rel ctrRelease) {
 		id := c.newID(t)
 		// containerd's shim watches a task's memory cgroup for OOM only
 		// once the runtime's start has returned: a task that hits its limit
-		// at once may beat the watch. So the task waits for SIGUSR1, sent
-		// once `ctr run -d` has returned and its trap is set (PID 1 of a
-		// namespace ignores a signal it has no handler for), then execs dd
-		// as PID 1, which needs a 64 MiB buffer under a 16 MiB limit.
-		script := `test $$ = 1 || exit 1; trap "exec dd if=/dev/zero of=/dev/null bs=64M count=1" USR1; sleep 1000 & wait`
+		// at once may beat the watch. So the task waits for a file the
+		// test makes in its root once `ctr run -d` has returned, then execs
+		// dd as PID 1, which needs a 64 MiB buffer under a 16 MiB limit.
+		script := `test $$ = 1 || exit 1; while [ ! -e /oom ]; do sleep 0.05; done; exec dd if=/dev/zero of=/dev/null bs=64M count=1`
 		if r := c.run(t, []string{"-d", "--memory-limit", strconv.Itoa(16 << 20)}, id, "sh", "-c", script); r.Code != 0 {
 			t.Fatalf("ctr run -d: %v", r)
 		}
 		pid, _ := c.task(t, id)
-		waitCatches(t, pid, unix.SIGUSR1)
-		c.mustCtr(t, "-n", ctrNamespace, "task", "kill", "--signal", "SIGUSR1", id)
+		if err := os.WriteFile(fmt.Sprintf("/proc/%d/root/oom", pid), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
 		if st := c.events.exitStatus(t, id); st != 137 {
 			t.Fatalf("exit event of %s: status %d, want 137 (SIGKILL by the OOM killer)", id, st)
 		}

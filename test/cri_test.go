@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lf-edge/moor/cgroup"
 	"github.com/lf-edge/moor/internal/containerd"
 	"github.com/lf-edge/moor/internal/ociimage"
@@ -70,6 +72,7 @@ func testCRI(t *testing.T, rel ctrRelease, crictlBin string) {
 
 	// The shim runs `moor kill --all ID 9` once the container's init has
 	// exited on TERM.
+	waitCatches(t, ci.Info.PID, unix.SIGTERM)
 	cri.must(t, "stop", "--timeout", "10", ctr)
 	cri.inspect(t, &ci, "inspect", ctr)
 	if ci.Status.State != "CONTAINER_EXITED" || ci.Status.ExitCode != 0 {
