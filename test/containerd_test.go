@@ -250,6 +250,9 @@ func installContainerd2(t *testing.T) string {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	pkgs := make([]string, len(names))
 	for i, n := range names {
 		pkgs[i] = "github.com/containerd/containerd/v2/cmd/" + n + "@" + containerd2
