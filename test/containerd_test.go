@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
 
 	"github.com/lf-edge/moor/internal/containerd"
 	"github.com/lf-edge/moor/internal/ociimage"
@@ -27,15 +29,22 @@ const busyboxImage = "docker.io/library/busybox:moor-test"
 // ctrNamespace is the containerd namespace of TestContainerd's tasks.
 const ctrNamespace = "moor-test"
 
-// TestContainerd: containerd 1.6 and ctr from Debian drive moor as the
-// runc of a private containerd (`ctr run --runc-binary`): a run with
-// output, a detached task through exec, pause and resume, ps, metrics and
-// SIGTERM, an OOM kill, an exit status; then nothing is left of any of
-// them. Only the OOM task has a resource limit: containerd's default spec
-// has none. Every task gets its own PID namespace (containerd's default
-// spec) and a cgroup under cgroupParent (ctr --cgroup).
+// TestContainerd: containerd and ctr, Debian's 1.6 and 2.4.2 built from
+// the Go module proxy (ctrReleases), drive moor as the runc of a private
+// containerd (`ctr run --runc-binary`): a run with output, a detached task
+// through exec, pause and resume, ps, metrics and SIGTERM, an OOM kill, an
+// exit status; then nothing is left of any of them. Only the OOM task has
+// a resource limit: containerd's default spec has none. Every task gets
+// its own PID namespace (containerd's default spec) and a cgroup under
+// cgroupParent (ctr --cgroup).
 func TestContainerd(t *testing.T) {
-	c := newCtr(t, nil)
+	for _, rel := range ctrReleases {
+		t.Run(rel.Name, func(t *testing.T) { testContainerd(t, rel) })
+	}
+}
+
+func testContainerd(t *testing.T, rel ctrRelease) {
+	c := newCtr(t, rel, nil)
 	c.importImage(t, ctrNamespace, ociimage.Image{Name: busyboxImage, Cmd: []string{"sh"}, Env: []string{"PATH=/bin"}})
 
 	t.Run("run-rm-output", func(t *testing.T) {
@@ -48,16 +57,19 @@ func TestContainerd(t *testing.T) {
 	t.Run("detached", func(t *testing.T) { c.detachedTask(t) })
 	t.Run("oom", func(t *testing.T) {
 		id := c.newID(t)
-		// containerd 1.6's shim watches a task's memory cgroup for OOM only
+		// containerd's shim watches a task's memory cgroup for OOM only
 		// once the runtime's start has returned: a task that hits its limit
-		// at once may beat the watch. So the task waits for SIGUSR1, sent
-		// once `ctr run -d` has returned, then execs dd as PID 1, which
-		// needs a 64 MiB buffer under a 16 MiB limit.
-		script := `test $$ = 1 || exit 1; trap "exec dd if=/dev/zero of=/dev/null bs=64M count=1" USR1; sleep 1000 & wait`
+		// at once may beat the watch. So the task waits for a file the
+		// test makes in its root once `ctr run -d` has returned, then execs
+		// dd as PID 1, which needs a 64 MiB buffer under a 16 MiB limit.
+		script := `test $$ = 1 || exit 1; while [ ! -e /oom ]; do sleep 0.05; done; exec dd if=/dev/zero of=/dev/null bs=64M count=1`
 		if r := c.run(t, []string{"-d", "--memory-limit", strconv.Itoa(16 << 20)}, id, "sh", "-c", script); r.Code != 0 {
 			t.Fatalf("ctr run -d: %v", r)
 		}
-		c.mustCtr(t, "-n", ctrNamespace, "task", "kill", "--signal", "SIGUSR1", id)
+		pid, _ := c.task(t, id)
+		if err := os.WriteFile(fmt.Sprintf("/proc/%d/root/oom", pid), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
 		if st := c.events.exitStatus(t, id); st != 137 {
 			t.Fatalf("exit event of %s: status %d, want 137 (SIGKILL by the OOM killer)", id, st)
 		}
@@ -66,14 +78,23 @@ func TestContainerd(t *testing.T) {
 		c.mustCtr(t, "-n", ctrNamespace, "container", "delete", id)
 	})
 	t.Run("exit-status", func(t *testing.T) {
-		id := c.newID(t)
-		r := c.run(t, []string{"--rm"}, id, "sh", "-c", "test $$ = 1 || exit 1; exit 3")
-		if r.Code != 3 {
+		const script = "test $$ = 1 || exit 1; exit 3"
+		if r := c.run(t, []string{"--rm"}, c.newID(t), "sh", "-c", script); r.Code != 3 {
 			t.Fatalf("ctr run of sh -c 'exit 3': %v, want exit 3", r)
+		}
+		// The exit event of a task deleted as soon as it exits, as ctr
+		// run's is, may be lost: containerd 2.x's shim drops events it
+		// has not forwarded when it shuts down. A detached task's shim
+		// lives until its delete.
+		id := c.newID(t)
+		if r := c.run(t, []string{"-d"}, id, "sh", "-c", script); r.Code != 0 {
+			t.Fatalf("ctr run -d: %v", r)
 		}
 		if st := c.events.exitStatus(t, id); st != 3 {
 			t.Fatalf("exit event of %s: status %d, want 3", id, st)
 		}
+		c.mustCtr(t, "-n", ctrNamespace, "task", "delete", id)
+		c.mustCtr(t, "-n", ctrNamespace, "container", "delete", id)
 	})
 	c.checkNothingLeft(t, ctrNamespace)
 }
@@ -93,6 +114,7 @@ func (c *ctrEnv) detachedTask(t *testing.T) {
 		t.Fatalf("task ls: %s pid %d (alive %v), want RUNNING and alive", status, pid, alive(pid))
 	}
 	checkCtrTaskIsolated(t, pid, cgroupParent+"/"+id)
+	c.checkShim(t, ctrNamespace+"/"+id)
 
 	out := c.mustCtr(t, "-n", ctrNamespace, "task", "exec", "--exec-id", id+"-exec", id, "sh", "-c", "echo exec-ok; cat /proc/1/cmdline")
 	if !strings.HasPrefix(out, "exec-ok\n") || !strings.Contains(out, "trap") {
@@ -120,6 +142,7 @@ func (c *ctrEnv) detachedTask(t *testing.T) {
 		t.Fatalf("task metrics: memory.usage_in_bytes %q, want > 0: %v", m["memory.usage_in_bytes"], m)
 	}
 
+	waitCatches(t, pid, unix.SIGTERM)
 	c.mustCtr(t, "-n", ctrNamespace, "task", "kill", "--signal", "SIGTERM", id)
 	if st := c.events.exitStatus(t, id); st != 143 {
 		t.Fatalf("exit event after SIGTERM: status %d, want 143", st)
@@ -132,6 +155,25 @@ func (c *ctrEnv) detachedTask(t *testing.T) {
 	if alive(pid) || !cgroupGone(t, id) {
 		t.Fatalf("after delete: init %d alive %v, cgroup gone %v", pid, alive(pid), cgroupGone(t, id))
 	}
+}
+
+// waitCatches waits until process pid has a handler for sig: its shell's
+// trap is set.
+func waitCatches(t *testing.T, pid int, sig unix.Signal) {
+	t.Helper()
+	waitFor(t, 10*time.Second, fmt.Sprintf("pid %d to catch %v", pid, sig), func() bool {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		if err != nil {
+			t.Fatalf("read status of %d: %v", pid, err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "SigCgt:"); ok {
+				mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+				return err == nil && mask&(1<<(sig-1)) != 0
+			}
+		}
+		return false
+	})
 }
 
 // checkCtrTaskIsolated checks that the task's init has a PID namespace of
@@ -154,6 +196,85 @@ func checkCtrTaskIsolated(t *testing.T, pid int, cg string) {
 	}
 }
 
+// ctrRelease is a containerd the scenarios run against.
+type ctrRelease struct {
+	Name string // the subtests'
+	// Version is the form of config.toml it reads.
+	Version containerd.ConfigVersion
+	// install returns the directory of its containerd, shim and ctr;
+	// nil means those on PATH.
+	install func(t *testing.T) string
+	// server is how the version `ctr version` reports of the daemon begins.
+	server string
+}
+
+// ctrReleases: Debian's containerd 1.6 (version 2 config) and containerd
+// 2.4.2 (version 3 config) built at test time.
+var ctrReleases = []ctrRelease{
+	{Name: "containerd-1.6", Version: containerd.ConfigV2, server: "1.6."},
+	{Name: "containerd-" + strings.TrimPrefix(containerd2, "v"), Version: containerd.ConfigV3, install: installContainerd2, server: strings.TrimPrefix(containerd2, "v") + "+"},
+}
+
+// containerd2 is the containerd 2.x release the scenarios build from the
+// Go module proxy.
+const containerd2 = "v2.4.2"
+
+// installContainerd2 builds containerd2's containerd, shim and ctr into
+// the repository's bin/containerd-<version>, unless they are there
+// already: into a new directory beside it first, renamed to its name once
+// all three are built, so an interrupted build leaves nothing that looks
+// whole.
+func installContainerd2(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("..", "bin", "containerd-"+containerd2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"containerd", "containerd-shim-runc-v2", "ctr"}
+	whole := func() bool {
+		for _, n := range names {
+			if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
+				return false
+			}
+		}
+		return true
+	}
+	if whole() {
+		return dir
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".containerd-"+containerd2+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pkgs := make([]string, len(names))
+	for i, n := range names {
+		pkgs[i] = "github.com/containerd/containerd/v2/cmd/" + n + "@" + containerd2
+	}
+	goInstall(t, tmp, pkgs...)
+	if err := os.Rename(tmp, dir); err != nil && !whole() {
+		t.Fatalf("install containerd %s: %v", containerd2, err)
+	}
+	return dir
+}
+
+// goInstall builds pkgs (path@version) from the Go module proxy (the
+// module cache when it holds them), static, into gobin.
+func goInstall(t *testing.T, gobin string, pkgs ...string) {
+	t.Helper()
+	cmd := exec.Command("go", append([]string{"install"}, pkgs...)...)
+	cmd.Env = append(os.Environ(), "GOBIN="+gobin, "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go install %s: %v\n%s", strings.Join(pkgs, " "), err, out)
+	}
+}
+
 // ctrEnv is a private containerd with moor as the runc of every ctr run,
 // and the event stream of its whole life.
 type ctrEnv struct {
@@ -165,20 +286,25 @@ type ctrEnv struct {
 // ctrStartTimeout bounds a private containerd's start.
 const ctrStartTimeout = 20 * time.Second
 
-// newCtr starts a private containerd (with the CRI plugin when cri is
-// set) in a directory under scratch, and the watcher of its events. When
-// the test ends it removes every container, stops the daemon, cleans up
-// after it, and fails if anything was left: a container, a shim, a mount
-// or its directory.
-func newCtr(t *testing.T, cri *containerd.CRI) *ctrEnv {
+// newCtr starts a private containerd of release rel (with the CRI plugin
+// when cri is set) in a directory under scratch, checks that it is that
+// release, and starts the watcher of its events. When the test ends it
+// removes every container, stops the daemon, cleans up after it, and
+// fails if anything was left: a container, a shim, a mount or its
+// directory.
+func newCtr(t *testing.T, rel ctrRelease, cri *containerd.CRI) *ctrEnv {
 	t.Helper()
+	var bin string
+	if rel.install != nil {
+		bin = rel.install(t)
+	}
 	dir, err := os.MkdirTemp(scratch, "ctd-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ctrStartTimeout)
 	defer cancel()
-	d, err := containerd.Start(ctx, containerd.Options{Dir: dir, CRI: cri})
+	d, err := containerd.Start(ctx, containerd.Options{Dir: dir, Bin: bin, Version: rel.Version, CRI: cri})
 	if err != nil {
 		os.RemoveAll(dir)
 		t.Fatal(err)
@@ -186,7 +312,43 @@ func newCtr(t *testing.T, cri *containerd.CRI) *ctrEnv {
 	c := &ctrEnv{d: d}
 	t.Cleanup(func() { c.close(t) })
 	c.events = watchCtrEvents(t, d)
+	if v := c.serverVersion(t); !strings.HasPrefix(v, rel.server) {
+		t.Fatalf("containerd says it is version %q, want %s*", v, rel.server)
+	}
 	return c
+}
+
+// serverVersion is the daemon's version as `ctr version` reports it.
+func (c *ctrEnv) serverVersion(t *testing.T) string {
+	t.Helper()
+	_, server, _ := strings.Cut(c.mustCtr(t, "version"), "Server:")
+	for _, line := range strings.Split(server, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Version:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("ctr version names no server version:\n%s", server)
+	return ""
+}
+
+// checkShim checks that the shim serving task (namespace/id) is the
+// daemon's release's.
+func (c *ctrEnv) checkShim(t *testing.T, task string) {
+	t.Helper()
+	shims, err := c.d.Shims()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := c.d.Binary("containerd-shim-runc-v2")
+	for _, s := range shims {
+		if s.Task == task {
+			if s.Args[0] != want {
+				t.Fatalf("shim of %s is %s, want %s", task, s.Args[0], want)
+			}
+			return
+		}
+	}
+	t.Fatalf("no shim serves %s: %v", task, shims)
 }
 
 // close removes what the test left in the daemon, stops it and removes
@@ -203,7 +365,8 @@ func (c *ctrEnv) close(t *testing.T) {
 		t.Error(err)
 	}
 	if t.Failed() {
-		t.Logf("containerd's log:\n%s", c.d.Log())
+		events, _ := os.ReadFile(c.events.file)
+		t.Logf("containerd's log:\n%s\nits events:\n%s", c.d.Log(), events)
 	}
 	leaks, err := c.d.Remove()
 	if len(leaks) > 0 || err != nil {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lf-edge/moor/cgroup"
 	"github.com/lf-edge/moor/internal/containerd"
 	"github.com/lf-edge/moor/internal/ociimage"
@@ -24,23 +26,32 @@ const criNamespace = "k8s.io"
 // sleeps and exits 0 on TERM.
 const pauseImage = "docker.io/library/pause:moor-test"
 
-// TestCRI is the Kubernetes node path: a private containerd with the CRI
-// plugin and a runtime handler "moor" (runtime_type io.containerd.runc.v2,
-// options.BinaryName = moor), driven by crictl. A host-network pod (no CNI)
-// whose sandbox is a locally made pause image, and a busybox container in
+// TestCRI is the Kubernetes node path, for each of ctrReleases (Debian's
+// containerd 1.6 with a version 2 config, 2.4.2 with a version 3 one): a
+// private containerd with the CRI plugin and a runtime handler "moor"
+// (runtime_type io.containerd.runc.v2, options.BinaryName = moor), driven
+// by crictl. A host-network pod (no CNI) whose sandbox is a locally made pause image, and a busybox container in
 // it, both run through the moor handler, in cgroups under cgroupParent;
 // exec, logs, stop and removal; then nothing is left.
 func TestCRI(t *testing.T) {
-	e := newCRIEnv(t)
+	crictlBin := buildCrictl(t)
+	for _, rel := range ctrReleases {
+		t.Run(rel.Name, func(t *testing.T) { testCRI(t, rel, crictlBin) })
+	}
+}
+
+func testCRI(t *testing.T, rel ctrRelease, crictlBin string) {
+	e := newCRIEnv(t, rel, crictlBin)
 	c, cri := e.c, e.cri
 	pod := cri.must(t, "runp", "--runtime", "moor", e.podConfig)
 	c.ids = append(c.ids, pod)
 	var sb criInspect
 	cri.inspect(t, &sb, "inspectp", pod)
-	if sb.Status.State != "SANDBOX_READY" || sb.Info.RuntimeHandler != "moor" {
-		t.Fatalf("pod sandbox: state %s, runtime handler %q; want SANDBOX_READY through moor", sb.Status.State, sb.Info.RuntimeHandler)
+	if sb.Status.State != "SANDBOX_READY" || sb.Status.RuntimeHandler != "moor" {
+		t.Fatalf("pod sandbox: state %s, runtime handler %q; want SANDBOX_READY through moor", sb.Status.State, sb.Status.RuntimeHandler)
 	}
 	c.checkMoorTask(t, pod, sb.Info.PID, e.podParent)
+	c.checkShim(t, criNamespace+"/"+pod)
 
 	ctr := cri.must(t, "create", pod, e.ctrConfig, e.podConfig)
 	c.ids = append(c.ids, ctr)
@@ -61,6 +72,7 @@ func TestCRI(t *testing.T) {
 
 	// The shim runs `moor kill --all ID 9` once the container's init has
 	// exited on TERM.
+	waitCatches(t, ci.Info.PID, unix.SIGTERM)
 	cri.must(t, "stop", "--timeout", "10", ctr)
 	cri.inspect(t, &ci, "inspect", ctr)
 	if ci.Status.State != "CONTAINER_EXITED" || ci.Status.ExitCode != 0 {
@@ -81,10 +93,9 @@ type criEnv struct {
 	podConfig, ctrConfig string // crictl's config files
 }
 
-func newCRIEnv(t *testing.T) *criEnv {
+func newCRIEnv(t *testing.T, rel ctrRelease, crictlBin string) *criEnv {
 	t.Helper()
-	crictlBin := buildCrictl(t)
-	c := newCtr(t, &containerd.CRI{
+	c := newCtr(t, rel, &containerd.CRI{
 		SandboxImage: pauseImage,
 		Runtimes:     []containerd.Runtime{{Name: "moor", BinaryName: moorBin}},
 	})
@@ -152,12 +163,12 @@ func (c *ctrEnv) checkMoorTask(t *testing.T, id string, pid int, parent string) 
 // criInspect is what the test reads of `crictl inspect` and `inspectp`.
 type criInspect struct {
 	Status struct {
-		State    string `json:"state"`
-		ExitCode int    `json:"exitCode"`
+		State          string `json:"state"`
+		ExitCode       int    `json:"exitCode"`
+		RuntimeHandler string `json:"runtimeHandler"` // a sandbox's
 	} `json:"status"`
 	Info struct {
-		PID            int    `json:"pid"`
-		RuntimeHandler string `json:"runtimeHandler"`
+		PID int `json:"pid"`
 	} `json:"info"`
 }
 
@@ -189,11 +200,7 @@ func (c *crictl) inspect(t *testing.T, v any, verb, id string) {
 func buildCrictl(t *testing.T) string {
 	t.Helper()
 	bin := t.TempDir()
-	cmd := exec.Command("go", "install", crictlModule)
-	cmd.Env = append(os.Environ(), "GOBIN="+bin, "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go install %s: %v\n%s", crictlModule, err, out)
-	}
+	goInstall(t, bin, crictlModule)
 	return filepath.Join(bin, "crictl")
 }
 

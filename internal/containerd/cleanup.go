@@ -17,7 +17,7 @@ import (
 	"github.com/lf-edge/moor/anchor"
 )
 
-// ctrRunDirs are directories containerd 1.6 and ctr use outside a
+// ctrRunDirs are directories containerd (1.6 and 2.x) and ctr use outside a
 // daemon's own: shim sockets (s) and ctr's FIFOs (fifo), under /run/containerd.
 // Remove removes them when they are empty.
 var ctrRunDirs = []string{"/run/containerd/s", "/run/containerd/fifo", "/run/containerd"}

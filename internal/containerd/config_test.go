@@ -11,27 +11,43 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
+// goldenSuffix names each config version's golden files.
+var goldenSuffix = map[ConfigVersion]string{ConfigV2: "", ConfigV3: "-v3"}
+
 func TestConfigPlain(t *testing.T) {
-	b, err := Config(Options{Dir: "/tmp/ctd-test"})
-	if err != nil {
-		t.Fatal(err)
+	for v, suffix := range goldenSuffix {
+		b, err := Config(Options{Dir: "/tmp/ctd-test", Version: v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden.Check(t, "plain"+suffix+".toml", b, *update)
 	}
-	golden.Check(t, "plain.toml", b, *update)
 }
 
 func TestConfigCRI(t *testing.T) {
-	b, err := Config(Options{Dir: "/tmp/ctd-test", CRI: &CRI{
-		SandboxImage:   "docker.io/library/pause:moor",
-		DefaultRuntime: "moor",
-		Runtimes: []Runtime{
-			{Name: "runc", BinaryName: "/usr/sbin/runc", Root: "/run/containerd/runc"},
-			{Name: "moor", BinaryName: "/usr/local/bin/moor"},
-		},
-	}})
-	if err != nil {
-		t.Fatal(err)
+	for v, suffix := range goldenSuffix {
+		b, err := Config(Options{Dir: "/tmp/ctd-test", Version: v, CRI: &CRI{
+			SandboxImage:   "docker.io/library/pause:moor",
+			DefaultRuntime: "moor",
+			Runtimes: []Runtime{
+				{Name: "runc", BinaryName: "/usr/sbin/runc", Root: "/run/containerd/runc"},
+				{Name: "moor", BinaryName: "/usr/local/bin/moor"},
+			},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden.Check(t, "cri"+suffix+".toml", b, *update)
 	}
-	golden.Check(t, "cri.toml", b, *update)
+}
+
+// TestConfigZeroIsV2: the zero Options render containerd 1.x's form.
+func TestConfigZeroIsV2(t *testing.T) {
+	zero, err1 := Config(Options{Dir: "/d"})
+	v2, err2 := Config(Options{Dir: "/d", Version: ConfigV2})
+	if err := errors.Join(err1, err2); err != nil || string(zero) != string(v2) {
+		t.Fatalf("zero version (%v):\n%s\nwant version 2:\n%s", err, zero, v2)
+	}
 }
 
 func TestConfigCRIDefaultIsFirst(t *testing.T) {
@@ -54,6 +70,9 @@ func TestConfigRefused(t *testing.T) {
 		"unknown default":  {Dir: "/d", CRI: &CRI{SandboxImage: "p", DefaultRuntime: "runc", Runtimes: []Runtime{{Name: "moor", BinaryName: "/moor"}}}},
 		"relative binary":  {Dir: "/d", CRI: &CRI{SandboxImage: "p", Runtimes: []Runtime{{Name: "moor", BinaryName: "moor"}}}},
 		"dotted name":      {Dir: "/d", CRI: &CRI{SandboxImage: "p", Runtimes: []Runtime{{Name: "a.b", BinaryName: "/moor"}}}},
+		"version 1":        {Dir: "/d", Version: 1},
+		"version 4":        {Dir: "/d", Version: 4},
+		"relative bin":     {Dir: "/d", Bin: "bin"},
 	} {
 		if _, err := Config(o); !errors.Is(err, ErrOptions) {
 			t.Errorf("%s: error %v, want ErrOptions", name, err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -15,6 +16,7 @@ import (
 // Daemon is a running private containerd.
 type Daemon struct {
 	Layout
+	bin  string // Options.Bin
 	cmd  *exec.Cmd
 	done chan struct{} // closed once the daemon has been waited for
 	err  error         // its wait status, once done is closed
@@ -48,13 +50,18 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 		return nil, fmt.Errorf("open containerd log: %w", err)
 	}
 	defer logf.Close()
-	cmd := exec.Command("containerd", "--config", l.ConfigFile())
+	d := &Daemon{Layout: l, bin: o.Bin, done: make(chan struct{})}
+	cmd := exec.Command(d.Binary("containerd"), "--config", l.ConfigFile())
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "TMPDIR="+l.Temp())
+	if o.Bin != "" {
+		// containerd looks its shims up in PATH first.
+		cmd.Env = append(cmd.Env, "PATH="+o.Bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start containerd: %w", err)
 	}
-	d := &Daemon{Layout: l, cmd: cmd, done: make(chan struct{})}
+	d.cmd = cmd
 	go func() { d.err = cmd.Wait(); close(d.done) }()
 	if err := d.waitReady(ctx); err != nil {
 		_ = d.Stop()
@@ -82,13 +89,25 @@ func (d *Daemon) waitReady(ctx context.Context) error {
 	}
 }
 
+// Binary is the path of the daemon's program name (containerd,
+// containerd-shim-runc-v2 or ctr): in Options.Bin, or as PATH finds it.
+func (d *Daemon) Binary(name string) string {
+	if d.bin != "" {
+		return filepath.Join(d.bin, name)
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	return name
+}
+
 // PID is the daemon's process ID.
 func (d *Daemon) PID() int { return d.cmd.Process.Pid }
 
 // Ctr is a ctr command on the daemon's socket; args start with global
 // flags (e.g. "-n", NS) or the command.
 func (d *Daemon) Ctr(ctx context.Context, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "ctr", append([]string{"--address", d.Socket()}, args...)...)
+	return exec.CommandContext(ctx, d.Binary("ctr"), append([]string{"--address", d.Socket()}, args...)...)
 }
 
 // stopGrace is how long Stop waits after SIGTERM before it sends SIGKILL,
