@@ -9,7 +9,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 TAGS    := seccomp netgo osusergo urfave_cli_no_docs
 LDFLAGS := -s -w -extldflags -static -X main.version=$(VERSION)
 
-.PHONY: all build deps demo test unit fuzz soak bench clean
+.PHONY: all build deps demo test unit lint fuzz soak bench clean
 
 all: build
 
@@ -29,10 +29,17 @@ deps:
 demo: deps build
 	scripts/demo.sh bin/moor
 
-# The whole suite: a short fuzz run, unit tests and the root integration
-# tests in test/.
-test: deps build fuzz
+# The whole suite: the linters, a short fuzz run, unit tests and the root
+# integration tests in test/.
+test: deps build lint fuzz
 	MOOR_BIN=$(CURDIR)/bin/moor $(GO) test -count=1 -p 1 -v -timeout 25m ./...
+
+# go vet and staticcheck (its checks: staticcheck.conf), with the build's
+# tags, on every package; any finding fails.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint:
+	$(GO) vet -tags "$(TAGS)" ./...
+	$(GO) run $(STATICCHECK) -tags "$(TAGS)" ./...
 
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test$$)
