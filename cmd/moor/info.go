@@ -7,9 +7,9 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli"
 
-	"github.com/lf-edge/moor/anchor"
 	"github.com/lf-edge/moor/lifecycle"
 	"github.com/lf-edge/moor/nsutil"
+	"github.com/lf-edge/moor/procfs"
 )
 
 var infoCommand = cli.Command{
@@ -61,7 +61,7 @@ func taskInfo(sup *lifecycle.Tasks, ref string) (*info, error) {
 	if st.Status == lifecycle.Stopped || st.PID == 0 {
 		return out, nil
 	}
-	a, err := readAnchor(anchor.ProcRoot, st.PID)
+	a, err := readAnchor(procfs.Root, st.PID)
 	if err != nil {
 		return nil, fmt.Errorf("task %s: %w", st.ID, err)
 	}
@@ -72,7 +72,7 @@ func taskInfo(sup *lifecycle.Tasks, ref string) (*info, error) {
 
 // readAnchor reads what /proc shows of process pid.
 func readAnchor(procRoot string, pid int) (*anchorInfo, error) {
-	p, err := anchor.ReadProcess(procRoot, pid)
+	p, err := procfs.ReadProcess(procRoot, pid)
 	if err != nil {
 		return nil, err
 	}

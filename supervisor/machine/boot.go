@@ -15,7 +15,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
 
-	"github.com/lf-edge/moor/anchor"
+	"github.com/lf-edge/moor/procfs"
 	"github.com/lf-edge/moor/supervisor"
 )
 
@@ -222,7 +222,7 @@ func (m *machine) notify(state string) {
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
 	var rss uint64
-	if st, err := anchor.ReadStatus(m.path("/proc"), os.Getpid()); err == nil {
+	if st, err := procfs.ReadStatus(m.path("/proc"), os.Getpid()); err == nil {
 		rss = st.RSSKiB
 	}
 	m.log.Info("machine ready", "boot_ready_ms", ts.Nano()/int64(time.Millisecond), "rss_kib", rss)
