@@ -16,8 +16,8 @@ var infoCommand = cli.Command{
 	Name:      "info",
 	Usage:     "print a task's full OCI spec and what /proc shows of its anchor, as JSON",
 	ArgsUsage: "<task-id|anchor-pid>",
-	Action: taskAction(func(ctx *cli.Context, sup *lifecycle.Tasks, ref string) error {
-		info, err := taskInfo(sup, ref)
+	Action: taskAction(func(ctx *cli.Context, tasks *lifecycle.Tasks, ref string) error {
+		info, err := taskInfo(tasks, ref)
 		if err != nil {
 			return fmt.Errorf("info: %w", err)
 		}
@@ -48,12 +48,12 @@ type anchorInfo struct {
 	Root           string            `json:"root,omitempty"` // /proc/<pid>/root as the host sees it
 }
 
-func taskInfo(sup *lifecycle.Tasks, ref string) (*info, error) {
-	st, err := sup.State(ref)
+func taskInfo(tasks *lifecycle.Tasks, ref string) (*info, error) {
+	st, err := tasks.State(ref)
 	if err != nil {
 		return nil, err
 	}
-	spec, err := sup.Store().LoadSpec(st.Namespace, st.ID)
+	spec, err := tasks.Store().LoadSpec(st.Namespace, st.ID)
 	if err != nil {
 		return nil, err
 	}

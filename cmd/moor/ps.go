@@ -19,8 +19,8 @@ var psCommand = cli.Command{
 	Flags: []cli.Flag{
 		cli.StringFlag{Name: "format, f", Value: "table", Usage: "table or json (a list of host PIDs)"},
 	},
-	Action: taskAction(func(ctx *cli.Context, sup *lifecycle.Tasks, ref string) error {
-		pids, err := sup.Processes(ref)
+	Action: taskAction(func(ctx *cli.Context, tasks *lifecycle.Tasks, ref string) error {
+		pids, err := tasks.Processes(ref)
 		if err != nil {
 			return err
 		}

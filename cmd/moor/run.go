@@ -26,11 +26,11 @@ var runCommand = cli.Command{
 			return err
 		}
 		if ctx.Bool("detach") {
-			sup, err := newSupervisor(ctx, nil)
+			tasks, err := newTasks(ctx, nil)
 			if err != nil {
 				return err
 			}
-			return createAndStart(ctx, sup, id, nil)
+			return createAndStart(ctx, tasks, id, nil)
 		}
 		return runForeground(ctx, id)
 	},
@@ -47,7 +47,7 @@ func runForeground(ctx *cli.Context, id string) error {
 	}
 	sigs := forwardableSignals()
 	defer signal.Stop(sigs)
-	sup, err := newSupervisor(ctx, rp)
+	tasks, err := newTasks(ctx, rp)
 	if err != nil {
 		return err
 	}
@@ -58,12 +58,12 @@ func runForeground(ctx *cli.Context, id string) error {
 		}
 		defer tty.Close()
 	}
-	if err := createAndStart(ctx, sup, id, tty); err != nil {
+	if err := createAndStart(ctx, tasks, id, tty); err != nil {
 		return err
 	}
 	exited := make(chan *lifecycle.Exit, 1)
 	go func() {
-		ex, err := sup.Wait(context.Background(), id)
+		ex, err := tasks.Wait(context.Background(), id)
 		if err != nil {
 			logger.Warn("wait for task", "id", id, "err", err)
 		}
@@ -77,7 +77,7 @@ func runForeground(ctx *cli.Context, id string) error {
 				tty.resize()
 				continue
 			}
-			if err := sup.Signal(id, sig.(unix.Signal), false); err != nil {
+			if err := tasks.Signal(id, sig.(unix.Signal), false); err != nil {
 				logger.Debug("forward signal", "signal", sig, "err", err)
 			}
 		case ex = <-exited:
@@ -87,7 +87,7 @@ func runForeground(ctx *cli.Context, id string) error {
 		}
 	}
 	if !ctx.Bool("keep") {
-		if err := sup.Delete(context.Background(), id, true); err != nil {
+		if err := tasks.Delete(context.Background(), id, true); err != nil {
 			return err
 		}
 	}
@@ -99,18 +99,18 @@ func runForeground(ctx *cli.Context, id string) error {
 
 // createAndStart is run's create and start; a task that fails to start is
 // deleted, leaving nothing behind.
-func createAndStart(ctx *cli.Context, sup *lifecycle.Tasks, id string, tty *foregroundTTY) error {
-	if _, err := createTask(ctx, sup, id, tty); err != nil {
+func createAndStart(ctx *cli.Context, tasks *lifecycle.Tasks, id string, tty *foregroundTTY) error {
+	if _, err := createTask(ctx, tasks, id, tty); err != nil {
 		return err
 	}
 	if tty != nil {
 		if err := tty.attach(); err != nil {
-			_ = sup.Delete(context.Background(), id, true)
+			_ = tasks.Delete(context.Background(), id, true)
 			return err
 		}
 	}
-	if _, err := sup.Start(context.Background(), id); err != nil {
-		_ = sup.Delete(context.Background(), id, true)
+	if _, err := tasks.Start(context.Background(), id); err != nil {
+		_ = tasks.Delete(context.Background(), id, true)
 		return err
 	}
 	return nil
