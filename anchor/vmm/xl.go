@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -26,7 +25,6 @@ type xlBackend struct {
 	o      Options
 	events chan<- event
 	drv    *xl.Driver
-	once   sync.Once
 	done   chan struct{}
 }
 
