@@ -250,7 +250,7 @@ func (s *Tasks) RecordOrphan(r reaper.Reaped) bool {
 			if ns != s.opts.Namespace {
 				o := s.opts
 				o.Namespace, o.OnExit = ns, nil
-				in = &Tasks{opts: o, store: s.store, log: s.log.With("namespace", ns), waiters: map[string][]chan *Exit{}, exited: map[string]*Exit{}}
+				in = &Tasks{opts: o, store: s.store, log: o.Logger.With("namespace", ns), waiters: map[string][]chan *Exit{}, exited: map[string]*Exit{}}
 			}
 			memDir := ""
 			if c, err := in.loadContainer(ns, id); err == nil {
