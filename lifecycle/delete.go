@@ -36,7 +36,13 @@ func (s *Tasks) Delete(ctx context.Context, ref string, force bool) error {
 	if err != nil {
 		return err
 	}
-	defer h.close()
+	var hooks func() // run once the lock is released (see runHooks)
+	defer func() {
+		h.close()
+		if hooks != nil {
+			hooks()
+		}
+	}()
 	rec := h.rec
 	// Deleting is recorded first: a delete cut short leaves a task that
 	// state and list show as deleting and that delete finishes.
@@ -85,12 +91,14 @@ func (s *Tasks) Delete(ctx context.Context, ref string, force bool) error {
 	if err := s.store.Remove(rec.Namespace, rec.ID); err != nil {
 		return fmt.Errorf("delete task %s: %w", rec.ID, err)
 	}
+	s.log.Info("task deleted", "id", rec.ID)
 	if rec.Hooks != nil {
-		if err := runHooks(rec.Hooks.Poststop, rec, annotations, specs.StateStopped, 0); err != nil {
-			s.log.Warn("poststop hook failed", "id", rec.ID, "err", err)
+		hooks = func() {
+			if err := s.runHooks(rec.Hooks.Poststop, rec, annotations, specs.StateStopped, 0); err != nil {
+				s.log.Warn("poststop hook failed", "id", rec.ID, "err", err)
+			}
 		}
 	}
-	s.log.Info("task deleted", "id", rec.ID)
 	return nil
 }
 

@@ -190,8 +190,16 @@ func (r *Reaper) loop() {
 }
 
 // reapAll collects every child that has exited and reports whether any
-// child is left.
+// child is left. Whom each exit goes to is settled as it is collected,
+// under the lock that Start forks under; the calls are made once the lock
+// is released, so a watcher that takes long holds up no start.
 func (r *Reaper) reapAll() (left bool) {
+	var deliveries []func()
+	defer func() {
+		for _, d := range deliveries {
+			d()
+		}
+	}()
 	r.starts.Lock()
 	defer r.starts.Unlock()
 	for {
@@ -207,27 +215,26 @@ func (r *Reaper) reapAll() (left bool) {
 			// A traced child's stop (the user-namespace helper stops at
 			// its exec): not an exit.
 		default:
-			r.dispatch(Reaped{PID: pid, Status: ws})
+			if fn := r.recipient(pid); fn != nil {
+				ex := Reaped{PID: pid, Status: ws}
+				deliveries = append(deliveries, func() { fn(ex) })
+			}
 		}
 	}
 }
 
-// dispatch hands an exit to the Start that made the child, else to its
-// watcher, else to OnOrphan.
-func (r *Reaper) dispatch(ex Reaped) {
+// recipient is whom pid's exit goes to: the Start that made the child,
+// else its watcher, else OnOrphan.
+func (r *Reaper) recipient(pid int) func(Reaped) {
 	r.mu.Lock()
-	fn, started := r.started[ex.PID]
-	delete(r.started, ex.PID)
-	if !started {
-		var watched bool
-		if fn, watched = r.watchers[ex.PID]; watched {
-			delete(r.watchers, ex.PID)
-		} else {
-			fn = r.orphans
-		}
+	defer r.mu.Unlock()
+	if fn, ok := r.started[pid]; ok {
+		delete(r.started, pid)
+		return fn
 	}
-	r.mu.Unlock()
-	if fn != nil {
-		fn(ex)
+	if fn, ok := r.watchers[pid]; ok {
+		delete(r.watchers, pid)
+		return fn
 	}
+	return r.orphans
 }
