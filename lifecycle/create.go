@@ -188,6 +188,12 @@ func (s *Tasks) Create(ctx context.Context, o CreateOptions) (*Record, error) {
 // identity and the status created are saved (the caller holds the task's
 // lock) before a reaper may collect it, so an early exit is never lost nor
 // taken for a stale one.
+//
+// This is the one place (with Exec) that holds the reaper: libcontainer
+// forks its init's bootstrap stages itself and waits for them by PID
+// inside c.Start, which a reaping loop would race; and the anchor it
+// leaves is watched only once recorded. The hold spans exactly that: the
+// fork through the watch.
 func (s *Tasks) startAnchor(c Container, proc *libcontainer.Process, rec *Record) error {
 	defer s.startSlot()()
 	if s.opts.Reaper != nil {
