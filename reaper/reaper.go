@@ -154,11 +154,13 @@ func startAndWait(cmd *exec.Cmd, onExit func(Reaped)) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
+	pid := cmd.Process.Pid
 	go func() {
-		st, err := cmd.Process.Wait()
-		ex := Reaped{PID: cmd.Process.Pid, Status: unix.WaitStatus(255 << 8)}
-		if ws, ok := st.Sys().(syscall.WaitStatus); err == nil && ok {
-			ex.Status = unix.WaitStatus(ws)
+		ex := Reaped{PID: pid, Status: unix.WaitStatus(255 << 8)} // if it cannot be waited for
+		if st, err := cmd.Process.Wait(); err == nil {
+			if ws, ok := st.Sys().(syscall.WaitStatus); ok {
+				ex.Status = unix.WaitStatus(ws)
+			}
 		}
 		onExit(ex)
 	}()
