@@ -117,10 +117,10 @@ func TestStartFails(t *testing.T) {
 		t.Fatalf("Start of a missing program: %v", err)
 	}
 	rp.mu.Lock()
-	n := len(rp.watchers)
+	n := len(rp.watchers) + len(rp.started)
 	rp.mu.Unlock()
 	if n != 0 {
-		t.Fatalf("%d watchers left after a failed start", n)
+		t.Fatalf("%d subscriptions left after a failed start", n)
 	}
 }
 
