@@ -38,6 +38,9 @@ var runCommand = cli.Command{
 
 // runForeground is the parent and reaper of the task's anchor: it forwards
 // the signals it gets to the anchor and exits with the anchor's status.
+// Its reaper is the process's one waiter: the task's hooks and helpers are
+// started through it (lifecycle), so it hands their exits back to whoever
+// started them and never takes them for orphans.
 func runForeground(ctx *cli.Context, id string) error {
 	rp := reaper.NewReaper()
 	defer rp.Close()

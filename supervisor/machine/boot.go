@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lf-edge/moor/procfs"
+	"github.com/lf-edge/moor/reaper"
 	"github.com/lf-edge/moor/supervisor"
 )
 
@@ -136,6 +137,12 @@ func Boot(opts Options) error {
 	}
 	m.log.Info("moor is the machine's init", "kernel", m.release)
 	m.setup()
+	// The machine's one waiter, from its first child (the setup starts
+	// none) to its end: the init system's, then the halt's.
+	rp := reaper.NewReaper()
+	rp.OnOrphan(func(r reaper.Reaped) { m.log.Debug("reaped orphan", "pid", r.PID, "code", r.Code()) })
+	m.sys = realSys{reaper: rp}
+	opts.Manager.Reaper = rp
 	m.halt(m.run(opts, base, con))
 	return nil // not reached: halt does not return
 }
