@@ -345,7 +345,9 @@ func TestEVETreeMachine(t *testing.T) {
 	})
 	g := bootMachine(t, tr, "")
 	g.figures(t)
-	g.waitConsole(t, 30*time.Second, `\[pillar\] pillar up`)
+	for _, n := range []string{"pillar", "watchdog", "wlan"} { // each has set its SIGTERM trap
+		g.waitConsole(t, 30*time.Second, `\[`+n+`\] `+n+` up`)
+	}
 	g.waitConsole(t, 30*time.Second, `msg="task exited" namespace=services\.linuxkit id=newlogd pid=\d+ code=137 reason=signaled signal=SIGKILL`)
 
 	con := g.consoleText()

@@ -1,6 +1,9 @@
 package machine
 
 import (
+	"os"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/moby/sys/mountinfo"
@@ -70,8 +73,29 @@ const (
 	reapPoll   = 20 * time.Millisecond
 )
 
-// killAll ends every process left: SIGTERM, a short grace, SIGKILL.
+// strays lists the user processes under procRoot but self: those with a
+// command line (kernel threads have none, nor do zombies).
+func strays(procRoot string, self int) []int {
+	ents, _ := os.ReadDir(procRoot)
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join(procRoot, e.Name(), "cmdline")); err == nil && len(b) > 0 {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// killAll ends every process left: SIGTERM, a short grace, SIGKILL. It
+// logs how many there were: none, once the tree stopped everything it
+// ran.
 func (m *machine) killAll() {
+	left := strays(m.path("/proc"), os.Getpid())
+	m.log.Info("processes left after the tree's shutdown", "count", len(left), "pids", left)
 	for _, step := range []struct {
 		sig  unix.Signal
 		wait time.Duration

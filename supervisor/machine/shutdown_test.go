@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -143,5 +144,22 @@ func TestSignalsAction(t *testing.T) {
 	m.button <- struct{}{}
 	if got := <-sigs; got != unix.SIGPWR || action() != Restart {
 		t.Fatalf("the power button came as %v, action %v (the first that ends the machine decides)", got, action())
+	}
+}
+
+// TestStrays: user processes are those with a command line, this one
+// aside; kernel threads and zombies have none.
+func TestStrays(t *testing.T) {
+	root := t.TempDir()
+	for pid, cmdline := range map[string]string{"1": "/init\x00", "2": "", "40": "sh\x00-c\x00", "41": "", "self": "x"} {
+		if err := os.MkdirAll(filepath.Join(root, pid), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, pid, "cmdline"), []byte(cmdline), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := strays(root, 1); !slices.Equal(got, []int{40}) {
+		t.Fatalf("strays %v, want [40]", got)
 	}
 }
