@@ -209,6 +209,7 @@ func (s *Tasks) startAnchor(c Container, proc *libcontainer.Process, rec *Record
 	if err := s.store.Save(rec); err != nil {
 		return err
 	}
+	s.hold(rec, c)
 	if s.opts.Reaper != nil {
 		s.mu.Lock()
 		delete(s.exited, rec.ID)
@@ -232,6 +233,9 @@ func (s *Tasks) Start(ctx context.Context, ref string) (*Record, error) {
 	}
 	if err := c.Exec(); err != nil {
 		return nil, fmt.Errorf("start task %s: %w", rec.ID, err)
+	}
+	if !s.opts.HoldContainers {
+		s.unhold(rec.ID)
 	}
 	if err := h.setStatus(Running); err != nil {
 		return nil, fmt.Errorf("start task %s: %w", rec.ID, err)

@@ -77,6 +77,7 @@ func (s *Tasks) Delete(ctx context.Context, ref string, force bool) error {
 	}
 	s.mu.Lock()
 	delete(s.exited, rec.ID)
+	delete(s.held, rec.ID)
 	s.mu.Unlock()
 	var annotations map[string]string
 	if rec.Hooks != nil {

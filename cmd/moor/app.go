@@ -110,6 +110,8 @@ func newSupervisor(ctx *cli.Context, reaper *reaper.Reaper) (*lifecycle.Tasks, e
 		CgroupParent:  ctx.GlobalString("cgroup-parent"),
 		HookRunner:    hookRunner(),
 		Reaper:        reaper,
+		// A CLI process acts on one task: what it creates it holds.
+		HoldContainers: true,
 	})
 }
 
