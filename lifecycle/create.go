@@ -216,6 +216,7 @@ func (s *Tasks) startAnchor(c Container, proc *libcontainer.Process, rec *Record
 	if err := s.store.Save(rec); err != nil {
 		return err
 	}
+	s.hold(rec, c)
 	if s.opts.Reaper != nil {
 		s.mu.Lock()
 		delete(s.exited, rec.ID)
@@ -260,6 +261,9 @@ func (s *Tasks) StartCreated(ctx context.Context, ref string) (*Record, error) {
 	}
 	if err := c.Exec(); err != nil {
 		return nil, fmt.Errorf("start task %s: %w", rec.ID, err)
+	}
+	if !s.opts.HoldContainers {
+		s.unhold(rec.ID)
 	}
 	h.noteStatus("start", Running) // the anchor is let go: started, whatever the disk says
 	s.log.Info("task started", "id", rec.ID, "pid", rec.Anchor.PID)

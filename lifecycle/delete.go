@@ -100,6 +100,7 @@ func (h *handle) remove(ctx context.Context) (hooks func(), err error) {
 	}
 	s.mu.Lock()
 	delete(s.exited, rec.ID)
+	delete(s.held, rec.ID)
 	s.mu.Unlock()
 	var annotations map[string]string
 	if rec.Hooks != nil {

@@ -134,8 +134,12 @@ func statusOf(st libcontainer.Status) Status {
 	}
 }
 
-// container is the task's container, loaded on first use.
+// container is the task's container: the one this Tasks holds for it, or
+// loaded on first use.
 func (h *handle) container() (Container, error) {
+	if h.c == nil {
+		h.c = h.t.heldContainer(h.rec)
+	}
 	if h.c == nil {
 		c, err := h.t.loadContainer(h.rec.Namespace, h.rec.ID)
 		if err != nil {

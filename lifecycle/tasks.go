@@ -60,6 +60,12 @@ type Options struct {
 	// tasks it created with a Reaper, or adopted). It is called from the
 	// reaper's goroutine and must not block.
 	OnExit func(id string, ex *Exit)
+	// HoldContainers keeps each container this Tasks creates in memory
+	// until the task's Delete, as runc's run does, so that its start and
+	// delete do not load libcontainer's state again: for a process that
+	// runs one task through its whole life. Without it a container is
+	// held only from Create to Start.
+	HoldContainers bool
 }
 
 // Tasks runs tasks of one task namespace.
@@ -79,6 +85,16 @@ type Tasks struct {
 
 	hierOnce sync.Once
 	hier     []string
+
+	held map[string]heldContainer // task ID → the container this Tasks made; under mu
+}
+
+// heldContainer is a container this Tasks made, with the anchor it was
+// made for: a task made again (a restart, or another process's create of
+// the same name) has another anchor, and its container is loaded.
+type heldContainer struct {
+	c      Container
+	anchor anchor.Identity
 }
 
 // New checks the options and returns a Tasks.
@@ -119,6 +135,7 @@ func New(opts Options) (*Tasks, error) {
 		waiters: map[string][]chan *Exit{},
 		exited:  map[string]*Exit{},
 		starts:  make(chan struct{}, maxConcurrentStarts),
+		held:    map[string]heldContainer{},
 	}, nil
 }
 
@@ -208,6 +225,32 @@ func (s *Tasks) hierarchies() []string {
 		}
 	})
 	return s.hier
+}
+
+// hold keeps the container a create of this Tasks made, for the task's
+// start (and, with HoldContainers, the rest of its life here).
+func (s *Tasks) hold(rec *Record, c Container) {
+	s.mu.Lock()
+	s.held[rec.ID] = heldContainer{c: c, anchor: rec.Anchor}
+	s.mu.Unlock()
+}
+
+// heldContainer is the container held for the task's current anchor, or
+// nil.
+func (s *Tasks) heldContainer(rec *Record) Container {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h, ok := s.held[rec.ID]; ok && h.anchor == rec.Anchor {
+		return h.c
+	}
+	return nil
+}
+
+// unhold forgets the container held for a task.
+func (s *Tasks) unhold(id string) {
+	s.mu.Lock()
+	delete(s.held, id)
+	s.mu.Unlock()
 }
 
 // startSlot waits for one of the concurrent start slots and returns its

@@ -110,6 +110,8 @@ func newTasks(ctx *cli.Context, reaper *reaper.Reaper) (*lifecycle.Tasks, error)
 		CgroupParent:  ctx.GlobalString("cgroup-parent"),
 		HookRunner:    hookRunner(),
 		Reaper:        reaper,
+		// A CLI process acts on one task: what it creates it holds.
+		HoldContainers: true,
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli"
 
 	"github.com/lf-edge/moor/atomicfile"
@@ -36,18 +37,21 @@ var createCommand = cli.Command{
 		if err != nil {
 			return err
 		}
-		_, err = createTask(ctx, tasks, id, nil)
+		_, err = createTask(ctx, tasks, id, nil, nil)
 		return err
 	},
 }
 
-// createTask is create's work, shared with run. A foreground run with a
-// terminal passes its own console socket in tty.
-func createTask(ctx *cli.Context, tasks *lifecycle.Tasks, id string, tty *foregroundTTY) (*lifecycle.Record, error) {
+// createTask is create's work, shared with run: a task of the bundle's
+// spec, which run passes when it has read it already. A foreground run
+// with a terminal passes its own console socket in tty.
+func createTask(ctx *cli.Context, tasks *lifecycle.Tasks, id string, spec *specs.Spec, tty *foregroundTTY) (*lifecycle.Record, error) {
 	bundle := ctx.String("bundle")
-	spec, err := lifecycle.LoadSpec(bundle)
-	if err != nil {
-		return nil, err
+	if spec == nil {
+		var err error
+		if spec, err = lifecycle.LoadSpec(bundle); err != nil {
+			return nil, err
+		}
 	}
 	stdio := lifecycle.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	if tty != nil {

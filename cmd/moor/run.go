@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/signal"
 
+	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli"
 	"golang.org/x/sys/unix"
 
@@ -30,7 +31,7 @@ var runCommand = cli.Command{
 			if err != nil {
 				return err
 			}
-			return createAndStart(ctx, tasks, id, nil)
+			return createAndStart(ctx, tasks, id, nil, nil)
 		}
 		return runForeground(ctx, id)
 	},
@@ -54,14 +55,18 @@ func runForeground(ctx *cli.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	spec, err := lifecycle.LoadSpec(ctx.String("bundle"))
+	if err != nil {
+		return err
+	}
 	var tty *foregroundTTY
-	if spec, err := lifecycle.LoadSpec(ctx.String("bundle")); err == nil && spec.Process != nil && spec.Process.Terminal {
+	if spec.Process != nil && spec.Process.Terminal {
 		if tty, err = newForegroundTTY(); err != nil {
 			return err
 		}
 		defer tty.Close()
 	}
-	if err := createAndStart(ctx, tasks, id, tty); err != nil {
+	if err := createAndStart(ctx, tasks, id, spec, tty); err != nil {
 		return err
 	}
 	exited := make(chan *lifecycle.Exit, 1)
@@ -100,10 +105,11 @@ func runForeground(ctx *cli.Context, id string) error {
 	return nil
 }
 
-// createAndStart is run's create and start; a task that fails to start is
-// deleted, leaving nothing behind.
-func createAndStart(ctx *cli.Context, tasks *lifecycle.Tasks, id string, tty *foregroundTTY) error {
-	if _, err := createTask(ctx, tasks, id, tty); err != nil {
+// createAndStart is run's create and start (of the bundle's spec when
+// spec is nil); a task that fails to start is deleted, leaving nothing
+// behind.
+func createAndStart(ctx *cli.Context, tasks *lifecycle.Tasks, id string, spec *specs.Spec, tty *foregroundTTY) error {
+	if _, err := createTask(ctx, tasks, id, spec, tty); err != nil {
 		return err
 	}
 	if tty != nil {

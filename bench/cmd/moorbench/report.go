@@ -6,12 +6,16 @@ import (
 	"io"
 )
 
-var runtimeOrder = []string{"moor", "runc", "crun"}
+var runtimeOrder = []string{"moor", nameRunc, nameRuncSameLib, nameCrun}
+
+// ratioTo are the runtimes moor's CLI times are divided by, in the table's
+// columns and the JSON line's ratio_* keys.
+var ratioTo = []string{nameCrun, nameRunc, nameRuncSameLib}
 
 func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "\nmoorbench %s — %s\n", r.Date.Format("2006-01-02 15:04 UTC"), r.Machine)
 	for _, n := range runtimeOrder {
-		fmt.Fprintf(w, "  %-5s %s\n", n, r.Versions[n])
+		fmt.Fprintf(w, "  %-13s %s\n", n, r.Versions[n])
 	}
 	if r.Hybrid {
 		fmt.Fprintln(w, "  cgroups: hybrid host; every runtime ran in a private mount namespace whose cgroup root holds only the v1 hierarchies (crun 1.8 refuses hybrid)")
@@ -25,8 +29,16 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintln(w, "  warm: the same pause, then a cgroup move of our own just before, as when tasks start back to back")
 	fmt.Fprintln(w)
 
+	fmt.Fprintf(w, "  %s: runc built at bench time from the libcontainer release moor links, with moor's build tags and flags\n", nameRuncSameLib)
 	for _, m := range modes {
-		fmt.Fprintf(w, "%-34s %-20s %-20s %-20s %9s %9s\n", "CLI, "+string(m), "moor", "runc", "crun", "moor/crun", "moor/runc")
+		fmt.Fprintf(w, "%-34s", "CLI, "+string(m))
+		for _, n := range runtimeOrder {
+			fmt.Fprintf(w, " %-20s", n)
+		}
+		for _, n := range ratioTo {
+			fmt.Fprintf(w, " %9s", "moor/"+n)
+		}
+		fmt.Fprintln(w)
 		cli := r.CLI[m]
 		row := func(name string, get func(*cliResult) sample) {
 			fmt.Fprintf(w, "%-34s", name)
@@ -35,7 +47,10 @@ func (r *report) print(w io.Writer) {
 				fmt.Fprintf(w, " %-20s", fmt.Sprintf("%.1f (%.1f–%.1f)", s.median(), s.min(), s.max()))
 			}
 			m := get(cli["moor"]).median()
-			fmt.Fprintf(w, " %9.2f %9.2f\n", m/get(cli["crun"]).median(), m/get(cli["runc"]).median())
+			for _, n := range ratioTo {
+				fmt.Fprintf(w, " %9.2f", m/get(cli[n]).median())
+			}
+			fmt.Fprintln(w)
 		}
 		row("run /bin/true", func(c *cliResult) sample { return c.RunTrue })
 		row("create+start+kill+delete (sleep)", func(c *cliResult) sample { return c.Lifecycle })
@@ -85,8 +100,8 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "  qemu (the device model, not the anchor): RSS %d KiB\n", a.QemuRSSKiB)
 	fmt.Fprintf(w, "  reference: containerd's runc shim costs per task 13.5 MiB RSS (3 MiB Pss), 12 threads\n\n")
 
-	if t := r.Tree20; t != nil {
-		fmt.Fprintf(w, "a tree of %d services on the host, first process to every service running (services: sh waiting)\n", tree20Services)
+	for _, t := range r.Trees {
+		fmt.Fprintf(w, "a tree of %d services on the host, first process to every service running (services: sh waiting)\n", t.N)
 		fmt.Fprintf(w, "  moor supervise:       %6.2f s, resident besides the services: %6d KiB (the supervisor)\n", t.MoorS, t.MoorRSSKiB)
 		fmt.Fprintf(w, "  containerd + ctr:     %6.2f s (daemon up in %.2f s), resident: %6d KiB (daemon %d KiB + %d shims %d KiB)\n",
 			t.ContainerdS, t.ContainerdUpS, t.ContainerdTotal, t.ContainerdRSS, t.Shims, t.ShimsRSSKiB)
@@ -155,10 +170,11 @@ func (r *report) jsonLine() map[string]any {
 		"anchor_pss_kib":              r.Anchor.PssKiB,
 		"anchor_anon_kib":             r.Anchor.AnonKiB,
 		"start100_s":                  round2(r.Inproc.Start100S),
-		"ratio_run_true_vs_crun":      ratio(cold, runTrue, "crun"),
-		"ratio_run_true_vs_runc":      ratio(cold, runTrue, "runc"),
-		"ratio_lifecycle_vs_crun":     ratio(cold, life, "crun"),
-		"ratio_run_true_warm_vs_crun": ratio(warm, runTrue, "crun"),
+		"ratio_run_true_warm_vs_crun": ratio(warm, runTrue, nameCrun),
+	}
+	for _, n := range ratioTo {
+		line["ratio_run_true_vs_"+n] = ratio(cold, runTrue, n)
+		line["ratio_lifecycle_vs_"+n] = ratio(cold, life, n)
 	}
 	if c := r.Ctr.RunRm; len(c) > 0 {
 		ctr := map[string]float64{}
@@ -167,8 +183,8 @@ func (r *report) jsonLine() map[string]any {
 		}
 		line["ctr_run_rm_ms"] = ctr
 	}
-	if t := r.Tree20; t != nil {
-		line["tree20"] = map[string]any{"moor_s": round2(t.MoorS), "containerd_s": round2(t.ContainerdS),
+	for _, t := range r.Trees {
+		line[fmt.Sprintf("tree%d", t.N)] = map[string]any{"moor_s": round2(t.MoorS), "containerd_s": round2(t.ContainerdS),
 			"moor_rss_kib": t.MoorRSSKiB, "containerd_rss_kib": t.ContainerdTotal}
 	}
 	if m := r.Init; m != nil {

@@ -30,7 +30,7 @@ type report struct {
 	Inproc   inprocResult
 	Anchor   anchorResult
 	Ctr      ctrResult
-	Tree20   *tree20Result
+	Trees    []treeResult   // by size, as treeSizes
 	Init     *machineResult // moor as a machine's init
 	Leaks    []string
 }
@@ -38,9 +38,10 @@ type report struct {
 func runWorker(args []string) (err error) {
 	fs := flag.NewFlagSet(modeWorker, flag.ContinueOnError)
 	moorBin := fs.String("moor", "bin/moor", "the moor binary under test")
+	sameLib := fs.String("runc-same-lib", "", "a runc built from the libcontainer release moor links (scripts/bench.sh builds it)")
 	rounds := fs.Int("rounds", 30, "measured rounds of each CLI benchmark")
 	warmup := fs.Int("warmup", 3, "warm-up rounds, not kept")
-	only := fs.String("only", "", "run only these phases (comma-separated: cli, inproc, anchor, ctr, tree20, machine); the table then lacks the others")
+	only := fs.String("only", "", "run only these phases (comma-separated: cli, inproc, anchor, ctr, tree20, tree100, machine); the table then lacks the others")
 	profile := fs.Int("profile", 10, "in-process starts in each mode whose steps are timed")
 	verbose := fs.Bool("v", false, "also print where the anchor's resident memory is")
 	if err := fs.Parse(args); err != nil {
@@ -76,7 +77,7 @@ func runWorker(args []string) (err error) {
 	if err := makeCgroupParent(); err != nil {
 		return err
 	}
-	rts, err := newRuntimes(bin, state)
+	rts, err := newRuntimes(bin, *sameLib, state)
 	if err != nil {
 		return err
 	}
@@ -143,14 +144,17 @@ func runWorker(args []string) (err error) {
 			return err
 		}
 	}
-	if want("tree20") {
-		phase("tree20: %d services started by moor supervise, and by containerd with ctr run -d", tree20Services)
-		res, leaks, err := benchTree20(ctx, bin, tmp, state)
+	for _, n := range treeSizes {
+		if !want(fmt.Sprintf("tree%d", n)) {
+			continue
+		}
+		phase("tree%d: %d services started by moor supervise, and by containerd with ctr run -d", n, n)
+		res, leaks, err := benchTree(ctx, n, bin, tmp, state)
 		rep.Leaks = append(rep.Leaks, leaks...)
 		if err != nil {
 			return err
 		}
-		rep.Tree20 = &res
+		rep.Trees = append(rep.Trees, res)
 	}
 	if want("machine") {
 		phase("machine: moor as /init of a qemu TCG guest (Debian's kernel), boot to every service running")

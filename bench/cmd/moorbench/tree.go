@@ -16,53 +16,57 @@ import (
 	"github.com/lf-edge/moor/internal/containerd"
 )
 
-// tree20Services is the size of the tree.
-const tree20Services = 20
+// treeSizes are the trees measured, by their number of services; the
+// phase of each is named tree<N>.
+var treeSizes = []int{20, 100}
 
-// tree20Script is every service: it waits, and ends at once on SIGTERM.
-const tree20Script = "trap 'exit 0' TERM; sleep 1000000 & wait"
+// treeScript is every service: it waits, and ends at once on SIGTERM.
+const treeScript = "trap 'exit 0' TERM; sleep 1000000 & wait"
 
-// tree20Result compares two ways of bringing up a tree of 20 services on
+// treeResult compares two ways of bringing up a tree of N services on
 // the host: moor supervise, and a private containerd driven by ctr run -d
 // (runc under containerd's shim, as a linuxkit build runs them). Times
 // are wall clock from the first process started to the last service
 // running; RSS is what stays resident besides the services' own
 // processes (the same for both): moor's supervisor, or containerd and its
-// 20 shims.
-type tree20Result struct {
+// N shims.
+type treeResult struct {
+	N               int
 	MoorS           float64
 	ContainerdS     float64
 	ContainerdUpS   float64 // of ContainerdS: the daemon's start until it answers
 	MoorRSSKiB      int
 	ContainerdRSS   int // the daemon's
-	ShimsRSSKiB     int // the 20 shims'
+	ShimsRSSKiB     int // the N shims'
 	ContainerdTotal int // daemon + shims
 	Shims           int
 }
 
-// benchTree20 measures both on the benchmark's busybox root.
-func benchTree20(ctx context.Context, moorBin, tmp, state string) (res tree20Result, leaks []string, err error) {
-	rootfs := filepath.Join(tmp, "rootfs")
-	if res.MoorS, res.MoorRSSKiB, err = tree20Moor(ctx, moorBin, rootfs, filepath.Join(tmp, "tree20"), filepath.Join(state, "tree20")); err != nil {
+// benchTree measures a tree of n services both ways on the benchmark's
+// busybox root.
+func benchTree(ctx context.Context, n int, moorBin, tmp, state string) (res treeResult, leaks []string, err error) {
+	res.N = n
+	rootfs, name := filepath.Join(tmp, "rootfs"), fmt.Sprintf("tree%d", n)
+	if res.MoorS, res.MoorRSSKiB, err = treeMoor(ctx, n, moorBin, rootfs, filepath.Join(tmp, name), filepath.Join(state, name)); err != nil {
 		return res, nil, err
 	}
-	leaks, err = tree20Containerd(ctx, rootfs, filepath.Join(state, "t20ctd"), &res)
+	leaks, err = treeContainerd(ctx, rootfs, filepath.Join(state, name+"ctd"), &res)
 	return res, leaks, err
 }
 
-// tree20Moor writes the tree and runs moor supervise on it, with
-// NOTIFY_SOCKET: its READY=1 says every service was started. It returns
-// the time to READY and the supervisor's RSS then, and stops it.
-func tree20Moor(ctx context.Context, moorBin, rootfs, dir, state string) (secs float64, rss int, err error) {
-	for i := range tree20Services {
-		s := taskSpec(rootfs, "", "sh", "-c", tree20Script)
+// treeMoor writes a tree of n services and runs moor supervise on it,
+// with NOTIFY_SOCKET: its READY=1 says every service was started. It
+// returns the time to READY and the supervisor's RSS then, and stops it.
+func treeMoor(ctx context.Context, n int, moorBin, rootfs, dir, state string) (secs float64, rss int, err error) {
+	for i := range n {
+		s := taskSpec(rootfs, "", "sh", "-c", treeScript)
 		s.Linux.CgroupsPath = "" // moor supervise places it below --cgroup-parent
-		if err := writeBundle(filepath.Join(dir, "services", fmt.Sprintf("%03d-svc%02d", i, i)), s); err != nil {
+		if err := writeBundle(filepath.Join(dir, "services", fmt.Sprintf("%03d-svc%03d", i, i)), s); err != nil {
 			return 0, 0, err
 		}
 	}
 	if err := os.MkdirAll(state, 0o700); err != nil {
-		return 0, 0, fmt.Errorf("make tree20 state: %w", err)
+		return 0, 0, fmt.Errorf("make tree state: %w", err)
 	}
 	sock := filepath.Join(state, "notify.sock")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
@@ -75,7 +79,7 @@ func tree20Moor(ctx context.Context, moorBin, rootfs, dir, state string) (secs f
 		return 0, 0, fmt.Errorf("make supervise log: %w", err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(moorBin, "--root", filepath.Join(state, "root"), "--cgroup-parent", cgroupParent+"/tree20",
+	cmd := exec.Command(moorBin, "--root", filepath.Join(state, "root"), "--cgroup-parent", cgroupParent+"/"+filepath.Base(dir),
 		"supervise", "--containers", dir, "--log-dir", filepath.Join(dir, "logs"))
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -102,7 +106,7 @@ func tree20Moor(ctx context.Context, moorBin, rootfs, dir, state string) (secs f
 	}()
 	if err := waitReady(ctx, conn, 60*time.Second); err != nil {
 		b, _ := os.ReadFile(logf.Name())
-		return 0, 0, fmt.Errorf("moor supervise of %d services: %w\n%s", tree20Services, err, b)
+		return 0, 0, fmt.Errorf("moor supervise of %d services: %w\n%s", n, err, b)
 	}
 	secs = time.Since(t0).Seconds()
 	h, err := measure(cmd.Process.Pid)
@@ -130,11 +134,11 @@ func waitReady(ctx context.Context, conn *net.UnixConn, timeout time.Duration) e
 	return ctx.Err()
 }
 
-// tree20Containerd starts a private containerd and, one after another,
-// the 20 services with ctr run -d on the same root (--rootfs: no image,
+// treeContainerd starts a private containerd and, one after another,
+// the res.N services with ctr run -d on the same root (--rootfs: no image,
 // as linuxkit keeps its services' roots unpacked), read-only, 64 MiB;
 // then measures the daemon and its shims, and removes it all.
-func tree20Containerd(ctx context.Context, rootfs, dir string, res *tree20Result) (leaks []string, err error) {
+func treeContainerd(ctx context.Context, rootfs, dir string, res *treeResult) (leaks []string, err error) {
 	t0 := time.Now()
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -150,11 +154,11 @@ func tree20Containerd(ctx context.Context, rootfs, dir string, res *tree20Result
 			err = rerr
 		}
 	}()
-	for i := range tree20Services {
-		id := fmt.Sprintf("svc%02d", i)
+	for i := range res.N {
+		id := fmt.Sprintf("svc%03d", i)
 		c := d.Ctr(ctx, "-n", ctrNamespace, "run", "-d", "--null-io", "--rootfs", "--read-only",
 			"--memory-limit", fmt.Sprint(64<<20), "--runc-root", d.RuntimeRoot("runc"),
-			"--cgroup", cgroupParent+"/t20ctr-"+id, rootfs, id, "/bin/sh", "-c", tree20Script)
+			"--cgroup", fmt.Sprintf("%s/t%dctr-%s", cgroupParent, res.N, id), rootfs, id, "/bin/sh", "-c", treeScript)
 		if out, err := c.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("ctr run -d %s: %w: %s", id, err, out)
 		}
