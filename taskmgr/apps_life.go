@@ -181,6 +181,7 @@ func (m *Manager) recreate(ctx context.Context, a *app, startErr error) error {
 	if err != nil || st.Status != lifecycle.Stopped {
 		return errors.Join(startErr, err)
 	}
+	m.log.Debug("start of the stopped task refused: making it again", "app", a.Name, "err", startErr)
 	if err := m.tasks.Delete(ctx, a.Name, false); err != nil {
 		return fmt.Errorf("restart app %s: %w", a.Name, err)
 	}
