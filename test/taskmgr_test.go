@@ -256,4 +256,3 @@ func TestTaskManager(t *testing.T) {
 		t.Errorf("status file after SIGTERM: %v, want it removed", err)
 	}
 }
-
