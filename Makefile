@@ -16,9 +16,11 @@ all: build
 # A static moor with seccomp support, and the hypervisor anchor as a small
 # static binary of its own (no cgo): both run inside loader roots that have
 # no libc. moor-guest, static too, is the guest init of container apps
-# inside VMs; moor-guest.arm64 is the one of arm64 guests.
+# inside VMs; moor-guest.arm64 is the one of arm64 guests. moor-taskmgr,
+# the example task manager, links libcontainer as moor does.
 build:
 	$(GO) build -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o bin/moor ./cmd/moor
+	$(GO) build -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o bin/moor-taskmgr ./cmd/moor-taskmgr
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/moor-anchor ./cmd/moor-anchor
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/moor-guest ./cmd/moor-guest
 	CGO_ENABLED=0 GOARCH=arm64 $(GO) build -trimpath -ldflags "-s -w" -o bin/moor-guest.arm64 ./cmd/moor-guest

@@ -120,10 +120,12 @@ func setupAndRun(m *testing.M) (int, error) {
 
 // buildMoor uses $MOOR_BIN when set, else builds the binary as make does.
 // Either way the lean anchor, moor-anchor, and the guest init, moor-guest,
-// sit beside it, where moor vm spec looks for them: each is built there
-// when missing. It must not live in the same tree as the state root.
+// sit beside it, where moor vm spec looks for them, and so does the
+// example task manager, moor-taskmgr: each is built there when missing.
+// It must not live in the same tree as the state root.
 func buildMoor(binDir string) (string, error) {
 	moor := filepath.Join(binDir, "moor")
+	withLibcontainer := []string{"-tags", "seccomp netgo osusergo", "-ldflags", "-extldflags -static"}
 	if p := os.Getenv("MOOR_BIN"); p != "" {
 		abs, err := filepath.Abs(p)
 		if err == nil {
@@ -132,23 +134,36 @@ func buildMoor(binDir string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("find MOOR_BIN: %w", err)
 		}
-	} else if err := goBuild(moor, "../cmd/moor", false, "-tags", "seccomp netgo osusergo", "-ldflags", "-extldflags -static"); err != nil {
+	} else if err := goBuild(moor, "../cmd/moor", false, withLibcontainer...); err != nil {
 		return "", err
 	}
-	for bin, pkg := range map[string]string{anchorBinary: "../cmd/moor-anchor", "moor-guest": "../cmd/moor-guest"} {
-		p := filepath.Join(filepath.Dir(moor), bin)
+	lean := []string{"-trimpath", "-ldflags", "-s -w"}
+	for _, b := range []struct {
+		name, pkg string
+		static    bool // no cgo
+		flags     []string
+	}{
+		{anchorBinary, "../cmd/moor-anchor", true, lean},
+		{"moor-guest", "../cmd/moor-guest", true, lean},
+		{taskmgrBinary, "../cmd/moor-taskmgr", false, withLibcontainer},
+	} {
+		p := filepath.Join(filepath.Dir(moor), b.name)
 		if _, err := os.Stat(p); err == nil {
 			continue
 		}
-		if err := goBuild(p, pkg, true, "-trimpath", "-ldflags", "-s -w"); err != nil {
+		if err := goBuild(p, b.pkg, b.static, b.flags...); err != nil {
 			return "", err
 		}
 	}
 	return moor, nil
 }
 
-// anchorBinary is the lean anchor's file name beside moor.
-const anchorBinary = "moor-anchor"
+// The file names of the lean anchor and of the example task manager
+// beside moor.
+const (
+	anchorBinary  = "moor-anchor"
+	taskmgrBinary = "moor-taskmgr"
+)
 
 // goBuild builds pkg into out; static builds it without cgo.
 func goBuild(out, pkg string, static bool, flags ...string) error {

@@ -30,7 +30,7 @@ func seededSpec(ctx *cli.Context) (*specs.Spec, error) {
 		Volume:   ctx.String("seed"),
 		Loader:   ctx.String("loader"),
 		HostRoot: ctx.Bool("host-root"),
-		Template: defaultSpec(),
+		Template: rootfs.DefaultSpec(),
 	}
 	if path := ctx.String("override"); path != "" {
 		f, err := os.Open(path)

@@ -7,11 +7,10 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/opencontainers/runc/libcontainer/specconv"
-	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli"
 
 	"github.com/lf-edge/moor/lifecycle"
+	"github.com/lf-edge/moor/rootfs"
 )
 
 var specCommand = cli.Command{
@@ -40,7 +39,7 @@ over the result (see the README for the format).`,
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("spec: %w", err)
 		}
-		spec := defaultSpec()
+		spec := rootfs.DefaultSpec()
 		if seeded(ctx) {
 			s, err := seededSpec(ctx)
 			if err != nil {
@@ -66,17 +65,4 @@ over the result (see the README for the format).`,
 		}
 		return nil
 	},
-}
-
-// defaultSpec is runc's example spec with the minimum viable resources a
-// moor task needs and no terminal.
-func defaultSpec() *specs.Spec {
-	s := specconv.Example()
-	s.Process.Terminal = false
-	s.Hostname = "moor"
-	limit, shares, pids := int64(256<<20), uint64(1024), int64(1024)
-	s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit}
-	s.Linux.Resources.CPU = &specs.LinuxCPU{Shares: &shares}
-	s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &pids}
-	return s
 }

@@ -1,0 +1,99 @@
+// Command moor-taskmgr is an example task manager, as EVE's domainmgr
+// would be written against moor: it runs the apps of a directory as
+// tasks and keeps them running (see package taskmgr). This package only
+// parses flags, runs it and turns errors into exit codes.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+
+	_ "github.com/opencontainers/cgroups/devices" // device rules for the cgroup managers
+	"github.com/opencontainers/runc/libcontainer"
+	_ "github.com/opencontainers/runc/libcontainer/nsenter" // nsexec: runs before the Go runtime in "moor-taskmgr init"
+	"golang.org/x/sys/unix"
+
+	"github.com/lf-edge/moor/lifecycle"
+	"github.com/lf-edge/moor/reaper"
+	"github.com/lf-edge/moor/taskmgr"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		libcontainer.Init() // a task's init, re-executed by libcontainer: never returns
+	}
+	// A reader of the log that goes away must not kill the manager: a
+	// write to the broken pipe fails with EPIPE instead. Notify, not
+	// Ignore: an ignored signal would stay ignored in the apps.
+	signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
+	// As in moor: libcontainer locks a thread per start into the task's
+	// mount namespace and never unlocks it; the main thread must not be
+	// that one, so main's goroutine keeps it and only waits.
+	runtime.LockOSThread()
+	code := make(chan int)
+	go func() { code <- run(os.Args[1:]) }()
+	os.Exit(<-code)
+}
+
+// run is moor-taskmgr: it returns the exit status.
+func run(args []string) int {
+	fs := flag.NewFlagSet("moor-taskmgr", flag.ContinueOnError)
+	var opts taskmgr.Options
+	fs.StringVar(&opts.Apps, "apps", "", "apps directory: one subdirectory per app (root volume and APP.json)")
+	fs.StringVar(&opts.Root, "root", lifecycle.DefaultRoot, "state root, shared with moor")
+	fs.StringVar(&opts.Namespace, "namespace", taskmgr.DefaultNamespace, "task namespace of the apps")
+	fs.StringVar(&opts.CgroupParent, "cgroup-parent", "/eve/apps", "absolute cgroup path; each app runs in <parent>/<name>")
+	fs.StringVar(&opts.Status, "status", "", "status file (JSON), rewritten whenever an app changes")
+	format := fs.String("log-format", "text", "log format: text or json")
+	debug := fs.Bool("debug", false, "log at debug level")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(os.Stderr, "moor-taskmgr: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	switch *format {
+	case "text":
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, hopts))
+	case "json":
+		opts.Logger = slog.New(slog.NewJSONHandler(os.Stderr, hopts))
+	default:
+		fmt.Fprintf(os.Stderr, "moor-taskmgr: --log-format %q: want text or json\n", *format)
+		return 2
+	}
+	if err := serve(opts); err != nil {
+		fmt.Fprintf(os.Stderr, "moor-taskmgr: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// serve runs the manager as the process's one reaper: a child subreaper,
+// since the anchors libcontainer starts are grandchildren of the process.
+func serve(opts taskmgr.Options) error {
+	if err := reaper.BecomeSubreaper(); err != nil {
+		return err
+	}
+	opts.Reaper = reaper.NewReaper()
+	defer func() { opts.Reaper.ReapNow(); opts.Reaper.Close() }() // no zombie of ours left
+	m, err := taskmgr.New(opts)
+	if err != nil {
+		return err
+	}
+	return m.Run(context.Background())
+}
