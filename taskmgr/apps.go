@@ -11,13 +11,22 @@ import (
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/lf-edge/moor/devicemodel"
 	"github.com/lf-edge/moor/lifecycle"
 	"github.com/lf-edge/moor/rootfs"
 	"github.com/lf-edge/moor/supervisor"
+	"github.com/lf-edge/moor/vmbundle"
 )
 
 // AppFile is the app's own settings in its directory (see rootfs.App).
 const AppFile = "APP.json"
+
+// VMFile, when an app's directory has it, describes the app as EVE's
+// controller describes a VM (devicemodel.VM). This example takes mode
+// nohyper, which EVE runs as a plain container task: the VM's memory and
+// vCPUs become the task's limits (vmbundle.ContainerSpec). Other modes
+// need a device model under a loader (moor vm spec) and are refused.
+const VMFile = "VM.json"
 
 // App is one app as its directory describes it.
 type App struct {
@@ -85,6 +94,9 @@ func ReadApp(dir, cgroupParent string) (*App, error) {
 		spec.Linux = &specs.Linux{}
 	}
 	spec.Linux.CgroupsPath = path.Join(cgroupParent, name)
+	if err := asVM(dir, spec); err != nil {
+		return nil, fmt.Errorf("read app %s: %w", name, err)
+	}
 	if err := lifecycle.RequireMinimumSpec(spec); err != nil {
 		return nil, fmt.Errorf("read app %s: %w", name, err)
 	}
@@ -93,4 +105,29 @@ func ReadApp(dir, cgroupParent string) (*App, error) {
 		return nil, fmt.Errorf("read app %s: %w", name, err)
 	}
 	return &App{Name: name, Dir: dir, Spec: spec, StopTimeout: grace}, nil
+}
+
+// asVM makes spec the container task of the app's VM description, when
+// its directory has one (VMFile).
+func asVM(dir string, spec *specs.Spec) error {
+	f, err := os.Open(filepath.Join(dir, VMFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	vm, err := devicemodel.Parse(f, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", VMFile, err)
+	}
+	if vm.Mode != devicemodel.ModeNoHyper {
+		return fmt.Errorf("%s: mode %s: this task manager runs only nohyper VM descriptions (a VM needs a device model: moor vm spec)", VMFile, vm.Mode)
+	}
+	if err := vm.CheckSizes(); err != nil {
+		return fmt.Errorf("%s: %w", VMFile, err)
+	}
+	vmbundle.ContainerSpec(spec, dir, vm, spec.Linux.CgroupsPath)
+	return nil
 }

@@ -2,7 +2,6 @@ package taskmgr
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -168,23 +167,7 @@ func (m *Manager) restart(a *app) {
 func (m *Manager) startStopped(ctx context.Context, a *app) error {
 	a.started = time.Now()
 	if _, err := m.tasks.Start(ctx, a.Name); err != nil {
-		return m.recreate(ctx, a, err)
-	}
-	return nil
-}
-
-// recreate restarts a stopped task by delete and create, restarts+1, for
-// a lifecycle whose Start refuses a stopped task (startErr). It goes once
-// Start of a stopped task is in the lifecycle.
-func (m *Manager) recreate(ctx context.Context, a *app, startErr error) error {
-	st, err := m.tasks.State(a.Name)
-	if err != nil || st.Status != lifecycle.Stopped {
-		return errors.Join(startErr, err)
-	}
-	m.log.Debug("start of the stopped task refused: making it again", "app", a.Name, "err", startErr)
-	if err := m.tasks.Delete(ctx, a.Name, false); err != nil {
 		return fmt.Errorf("restart app %s: %w", a.Name, err)
 	}
-	a.restarts = st.Restarts + 1
-	return m.createAndStart(ctx, a, a.restarts)
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,9 +14,9 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"github.com/lf-edge/moor/anchor"
 	"github.com/lf-edge/moor/lifecycle"
 	"github.com/lf-edge/moor/lifecycle/fake"
+	"github.com/lf-edge/moor/procfs"
 	"github.com/lf-edge/moor/reaper"
 	"github.com/lf-edge/moor/taskmgr"
 )
@@ -207,7 +208,7 @@ func restarted(name string, was int) func(map[string]taskmgr.AppStatus) bool {
 
 // alive reports whether pid runs (not exited, not a zombie).
 func alive(pid int) bool {
-	st, err := anchor.ReadStat(anchor.ProcRoot, pid)
+	st, err := procfs.ReadStat(procfs.Root, pid)
 	return err == nil && !st.Exited()
 }
 
@@ -349,5 +350,32 @@ func TestNewRefuses(t *testing.T) {
 	}
 	if _, err := taskmgr.New(taskmgr.Options{Apps: "apps", CgroupParent: "/eve/apps"}); err == nil {
 		t.Errorf("no reaper accepted")
+	}
+}
+
+// TestVMDescribedApps: an app with a VM description of mode nohyper runs
+// as a container task with the VM's memory and vCPUs as its limits; one of
+// another mode is reported, not run.
+func TestVMDescribedApps(t *testing.T) {
+	r := newRig(t)
+	vmDir := r.addApp(t, "vm", limits, "sleep", "100")
+	write(t, filepath.Join(vmDir, taskmgr.VMFile), `{"name": "vm", "mode": "nohyper", "memoryMiB": 48, "vcpus": 2}`)
+	hvmDir := r.addApp(t, "hvm", limits, "sleep", "100")
+	write(t, filepath.Join(hvmDir, taskmgr.VMFile), `{"name": "hvm", "memoryMiB": 48}`)
+	apps, bad, err := taskmgr.ReadApps(r.opts.Apps, "/eve/apps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bad["hvm"]; err == nil || !strings.Contains(err.Error(), "nohyper") {
+		t.Fatalf("a VM of mode hvm: %v, want it refused naming nohyper", err)
+	}
+	vm := apps["vm"]
+	if vm == nil {
+		t.Fatalf("the nohyper app was not read: %v", bad["vm"])
+	}
+	res := vm.Spec.Linux.Resources
+	if *res.Memory.Limit != 48<<20 || *res.CPU.Quota != 200000 || *res.CPU.Period != 100000 || vm.Spec.Linux.CgroupsPath != "/eve/apps/vm" {
+		t.Fatalf("nohyper app: memory %d, quota %d/%d, cgroup %s; want 48 MiB, 2 CPUs, /eve/apps/vm",
+			*res.Memory.Limit, *res.CPU.Quota, *res.CPU.Period, vm.Spec.Linux.CgroupsPath)
 	}
 }

@@ -505,3 +505,6 @@ func alive(pid int) bool {
 	i := bytes.LastIndexByte(b, ')')
 	return i > 0 && len(b) > i+2 && b[i+2] != 'Z'
 }
+
+// ptr is a pointer to a copy of v, for the spec's optional fields.
+func ptr[T any](v T) *T { return &v }

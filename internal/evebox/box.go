@@ -77,7 +77,7 @@ func (b *Box) Write() error {
 // the binary bound in, with the restart policy always.
 func taskmgrPillar(s *specs.Spec) {
 	s.Process.Args = []string{"/opt/taskmgr/moor-taskmgr", "--apps", imageDir + "/apps", "--root", "/run/moor",
-		"--cgroup-parent", appsParent, "--status", statusFile, "--work", "/run/taskmgr/bundles"}
+		"--cgroup-parent", appsParent, "--status", statusFile}
 	s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
 	s.Mounts = slices.DeleteFunc(s.Mounts, func(m specs.Mount) bool { return m.Destination == "/sys/fs/cgroup" })
 	s.Mounts = append(s.Mounts,
