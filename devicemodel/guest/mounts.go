@@ -64,7 +64,7 @@ func (g *guest) mount(root string, m Mount) error {
 	case MountType9p:
 		return g.mount9p(m.Source, dest, flags, data)
 	case MountTypeBind:
-		if err := g.sys.Mount(m.Source, dest, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		if err := g.sys.Mount(g.path(m.Source), dest, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return fmt.Errorf("%w: bind %s on %s: %w", errMount, m.Source, m.Destination, err)
 		}
 		if flags&unix.MS_RDONLY != 0 {
