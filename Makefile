@@ -9,7 +9,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 TAGS    := seccomp netgo osusergo urfave_cli_no_docs
 LDFLAGS := -s -w -extldflags -static -X main.version=$(VERSION)
 
-.PHONY: all build deps demo test unit fuzz soak bench clean
+.PHONY: all build deps demo test unit lint fuzz soak bench clean
 
 all: build
 
@@ -33,11 +33,19 @@ demo: deps build
 # minimum (dir:percent): their seams exist for their unit tests.
 COVER_MIN := anchor/vmm:60 devicemodel/guest:50
 
-# The whole suite: a short fuzz run, unit tests and the root integration
-# tests in test/, with each package's coverage and COVER_MIN checked.
-test: deps build fuzz
+# The whole suite: the linters, a short fuzz run, unit tests and the root
+# integration tests in test/, with each package's coverage and COVER_MIN
+# checked.
+test: deps build lint fuzz
 	MOOR_BIN=$(CURDIR)/bin/moor GO=$(GO) COVER_MIN="$(COVER_MIN)" \
 		scripts/cover.sh $(GO) test -count=1 -p 1 -v -timeout 25m -cover ./...
+
+# go vet and staticcheck (its checks: staticcheck.conf), with the build's
+# tags, on every package; any finding fails.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint:
+	$(GO) vet -tags "$(TAGS)" ./...
+	$(GO) run $(STATICCHECK) -tags "$(TAGS)" ./...
 
 # The unit tests, printing each package's coverage and checking COVER_MIN.
 unit:

@@ -4,14 +4,11 @@
 // that start time, so a PID that the kernel has handed to a stranger is never
 // signalled; such an anchor simply reads as gone.
 //
-// It also holds the /proc readers the rest of moor uses: a process's stat,
-// status, cgroup list and command line, the boot time, and ReadProcess,
-// which gathers them for a report (moor info). The parsers take an
-// io.Reader; the readers take a proc root so tests can point them at a
-// temporary directory. Code outside this package does not parse /proc.
+// It reads /proc through procfs, with the proc root its callers give, so
+// tests can point it at a temporary directory.
 //
-// It must not know about OCI specs, cgroup hierarchies or state files; it
-// imports nothing of moor's, so the lean anchor may link it.
+// It must not know about OCI specs, cgroup hierarchies or state files; of
+// moor's it imports only procfs, so the lean anchor may link it.
 //
 // Concurrency: Identity is a value; a Handle may be used from several
 // goroutines, but Close must be called once, after every other use.

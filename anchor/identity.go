@@ -8,11 +8,14 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lf-edge/moor/procfs"
 )
 
 // ErrGone means the anchor has exited, or its PID now belongs to another
-// process.
-var ErrGone = errors.New("anchor process is gone")
+// process. It is procfs.ErrGone, so a reader's "no such process" and a
+// check's "not the recorded process" are one error to callers.
+var ErrGone = procfs.ErrGone
 
 // Identity names one process for its whole life: a PID alone can be reused,
 // a PID with its start time cannot.
@@ -23,7 +26,7 @@ type Identity struct {
 
 // Capture records the identity of a live process.
 func Capture(procRoot string, pid int) (Identity, error) {
-	st, err := ReadStat(procRoot, pid)
+	st, err := procfs.ReadStat(procRoot, pid)
 	if err != nil {
 		return Identity{}, fmt.Errorf("capture anchor identity: %w", err)
 	}
@@ -37,7 +40,7 @@ func (id Identity) Check(procRoot string) error {
 	if id.PID <= 0 {
 		return fmt.Errorf("check pid %d: %w", id.PID, ErrGone)
 	}
-	st, err := ReadStat(procRoot, id.PID)
+	st, err := procfs.ReadStat(procRoot, id.PID)
 	if err != nil {
 		return err
 	}

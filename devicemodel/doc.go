@@ -6,10 +6,9 @@
 // port names, AppExit, Outcome). Its backends build the device models' own
 // inputs: devicemodel/qemu (argv, -readconfig file, a QMP client; q35 and
 // arm64's virt) and devicemodel/xl (the xl cfg, an xl driver and its
-// runners); devicemodel/taskspec builds the task's OCI spec,
-// devicemodel/bundle writes the task's bundle (with a container app's
-// initramfs) and is its poststop hook, and devicemodel/guest is the guest
-// init.
+// runners); devicemodel/guest is the guest init. The host side of a
+// hypervisor task, its OCI spec and its bundle, is vmbundle's, above the
+// lifecycle.
 //
 // The VM description is JSON (see VM); Parse rejects unknown fields and
 // contradictions with an error that names the field.
@@ -22,7 +21,10 @@
 // It must not fork tasks or signal processes: the supervisor and the
 // anchor (anchor/vmm) do that. It must not import OCI, container or
 // cgroup packages either (of moor's own, only cpulist and ifname): the
-// lean anchor binary (cmd/moor-anchor) links it.
+// lean anchor binary (cmd/moor-anchor) links it, and the lifecycle does
+// (run states), so nothing under devicemodel imports the lifecycle or
+// vmbundle (the TestLeanDependencies of cmd/moor-anchor and cmd/moor-guest
+// check it).
 // Everything here except the probes (HostProbe) and the run-state file
 // helpers is pure.
 //

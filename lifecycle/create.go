@@ -16,6 +16,7 @@ import (
 
 	"github.com/lf-edge/moor/anchor"
 	"github.com/lf-edge/moor/cgroup"
+	"github.com/lf-edge/moor/rootfs"
 )
 
 // CreateOptions describe a task to create.
@@ -128,7 +129,7 @@ func (s *Tasks) Create(ctx context.Context, o CreateOptions) (*Record, error) {
 	if err := s.store.SaveSpec(s.opts.Namespace, o.ID, o.Spec); err != nil {
 		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
 	}
-	undoRoot, err := s.prepareRoot(spec, s.store.ScratchDir(s.opts.Namespace, o.ID))
+	undoRoot, err := rootfs.Prepare(spec, s.store.ScratchDir(s.opts.Namespace, o.ID), s.opts.Reaper)
 	if err != nil {
 		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
 	}
@@ -187,6 +188,12 @@ func (s *Tasks) Create(ctx context.Context, o CreateOptions) (*Record, error) {
 // identity and the status created are saved (the caller holds the task's
 // lock) before a reaper may collect it, so an early exit is never lost nor
 // taken for a stale one.
+//
+// This is the one place (with Exec) that holds the reaper: libcontainer
+// forks its init's bootstrap stages itself and waits for them by PID
+// inside c.Start, which a reaping loop would race; and the anchor it
+// leaves is watched only once recorded. The hold spans exactly that: the
+// fork through the watch.
 func (s *Tasks) startAnchor(c Container, proc *libcontainer.Process, rec *Record) error {
 	defer s.startSlot()()
 	if s.opts.Reaper != nil {
@@ -239,7 +246,13 @@ func (s *Tasks) StartCreated(ctx context.Context, ref string) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer h.close()
+	var hooks func() // run once the lock is released (see runHooks)
+	defer func() {
+		h.close()
+		if hooks != nil {
+			hooks()
+		}
+	}()
 	rec := h.rec
 	c, err := h.container()
 	if err != nil {
@@ -249,11 +262,14 @@ func (s *Tasks) StartCreated(ctx context.Context, ref string) (*Record, error) {
 		return nil, fmt.Errorf("start task %s: %w", rec.ID, err)
 	}
 	h.noteStatus("start", Running) // the anchor is let go: started, whatever the disk says
+	s.log.Info("task started", "id", rec.ID, "pid", rec.Anchor.PID)
 	if rec.Hooks != nil {
-		if err := runHooks(rec.Hooks.Poststart, rec, s.annotations(rec), specs.StateRunning, rec.Anchor.PID); err != nil {
-			s.log.Warn("poststart hook failed", "id", rec.ID, "err", err)
+		annotations := s.annotations(rec)
+		hooks = func() {
+			if err := s.runHooks(rec.Hooks.Poststart, rec, annotations, specs.StateRunning, rec.Anchor.PID); err != nil {
+				s.log.Warn("poststart hook failed", "id", rec.ID, "err", err)
+			}
 		}
 	}
-	s.log.Info("task started", "id", rec.ID, "pid", rec.Anchor.PID)
 	return rec, nil
 }

@@ -3,10 +3,8 @@ package lifecycle
 import (
 	"context"
 	"fmt"
-	"os"
 	"path"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lf-edge/moor/cgroup"
+	"github.com/lf-edge/moor/procfs"
 )
 
 // DelegateAnnotation, "true" in a spec, delegates the task's cgroup to
@@ -162,7 +161,7 @@ func (s *Tasks) removeDelegated(ctx context.Context, rec *Record) error {
 			break
 		}
 		for _, pid := range pids {
-			killInCgroup(pid, p)
+			killInCgroup(s.opts.ProcRoot, pid, p)
 		}
 		select {
 		case <-ctx.Done():
@@ -179,14 +178,14 @@ func (s *Tasks) removeDelegated(ctx context.Context, rec *Record) error {
 // killInCgroup SIGKILLs pid through a pidfd, once the process the pidfd
 // holds is seen to be in the cgroup tree p: a PID reused meanwhile is
 // never signalled.
-func killInCgroup(pid int, p string) {
+func killInCgroup(procRoot string, pid int, p string) {
 	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		return // gone
 	}
 	defer unix.Close(fd)
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
-	if err != nil || !inCgroupTree(string(b), p) {
+	cgroups, err := procfs.ReadCgroups(procRoot, pid)
+	if err != nil || !inCgroupTree(cgroups, p) {
 		return
 	}
 	_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) // gone meanwhile: the caller looks again
@@ -202,12 +201,11 @@ func (s *Tasks) setLimits(rec *Record, c Container, cfg configs.Config) error {
 	return c.Set(cfg)
 }
 
-// inCgroupTree says whether a /proc/<pid>/cgroup text puts the process
-// at or below the cgroup p in some hierarchy.
-func inCgroupTree(procCgroup, p string) bool {
-	for _, line := range strings.Split(procCgroup, "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) == 3 && (parts[2] == p || strings.HasPrefix(parts[2], p+"/")) {
+// inCgroupTree says whether a process's cgroups (procfs.ReadCgroups) put
+// it at or below the cgroup p in some hierarchy.
+func inCgroupTree(cgroups map[string]string, p string) bool {
+	for _, c := range cgroups {
+		if c == p || strings.HasPrefix(c, p+"/") {
 			return true
 		}
 	}

@@ -37,51 +37,63 @@ func (s *Tasks) Delete(ctx context.Context, ref string, force bool) error {
 	if err != nil {
 		return err
 	}
-	defer h.close()
-	return h.remove(ctx)
+	return h.removeAndClose(ctx)
 }
 
-// remove is delete's work on a task whose record the handle holds.
-func (h *handle) remove(ctx context.Context) error {
+// removeAndClose removes the task, releases its lock and only then runs
+// its poststop hooks (see runHooks: the reaper that delivers a hook's
+// exit may wait for that lock).
+func (h *handle) removeAndClose(ctx context.Context) error {
+	hooks, err := h.remove(ctx)
+	h.close()
+	if hooks != nil {
+		hooks()
+	}
+	return err
+}
+
+// remove is delete's work on a task whose record the handle holds; it
+// returns the poststop hooks to run once the lock is released.
+func (h *handle) remove(ctx context.Context) (hooks func(), err error) {
 	s, rec := h.t, h.rec
 	c, cerr := h.container()
 	if errors.Is(cerr, ErrUnsafePath) { // refused before anything changes
-		return fmt.Errorf("delete task %s: %w", rec.ID, cerr)
+		return nil, fmt.Errorf("delete task %s: %w", rec.ID, cerr)
 	}
 	// Deleting is recorded first: a delete cut short leaves a task that
 	// state and list show as deleting and that delete finishes.
 	if rec.Status != Deleting {
 		if err := h.setStatus(Deleting); err != nil {
-			return fmt.Errorf("delete task %s: %w", rec.ID, err)
+			return nil, fmt.Errorf("delete task %s: %w", rec.ID, err)
 		}
 	}
 	if h.status != Stopped {
 		h.killAnchor(ctx)
 	}
 	if err := h.killRest(ctx); err != nil {
-		return fmt.Errorf("delete task %s: %w", rec.ID, err)
+		return nil, fmt.Errorf("delete task %s: %w", rec.ID, err)
 	}
 	if cerr == nil {
 		if err := c.Destroy(); err != nil {
-			return fmt.Errorf("delete task %s: %w", rec.ID, err)
+			return nil, fmt.Errorf("delete task %s: %w", rec.ID, err)
 		}
 	} else {
 		// No container to load (a create or a delete cut short, or
 		// another's state in its place): its cgroup by path, and
 		// whatever libcontainer left.
 		if err := s.destroyCgroup(rec.CgroupPath); err != nil {
-			return fmt.Errorf("delete task %s: %w", rec.ID, err)
+			return nil, fmt.Errorf("delete task %s: %w", rec.ID, err)
 		}
 		if err := s.store.RemoveContainerDir(rec.Namespace, rec.ID); err != nil {
-			return fmt.Errorf("delete task %s: %w", rec.ID, err)
+			return nil, fmt.Errorf("delete task %s: %w", rec.ID, err)
 		}
 	}
 	if err := s.removeDelegated(ctx, rec); err != nil {
-		return fmt.Errorf("delete task %s: %w", rec.ID, err)
+		return nil, fmt.Errorf("delete task %s: %w", rec.ID, err)
 	}
 	s.removeCgroupParents(rec)
 	if err := s.cleanScratch(rec.ID); err != nil {
-		return fmt.Errorf("delete task %s: %w", rec.ID, err)
+		return nil, fmt.Errorf("delete task %s: %w", rec.ID, err)
 	}
 	if s.opts.Reaper != nil {
 		s.opts.Reaper.Unwatch(rec.Anchor.PID)
@@ -94,15 +106,17 @@ func (h *handle) remove(ctx context.Context) error {
 		annotations = s.annotations(rec) // before the spec goes
 	}
 	if err := s.store.Remove(rec.Namespace, rec.ID); err != nil {
-		return fmt.Errorf("delete task %s: %w", rec.ID, err)
-	}
-	if rec.Hooks != nil {
-		if err := runHooks(rec.Hooks.Poststop, rec, annotations, specs.StateStopped, 0); err != nil {
-			s.log.Warn("poststop hook failed", "id", rec.ID, "err", err)
-		}
+		return nil, fmt.Errorf("delete task %s: %w", rec.ID, err)
 	}
 	s.log.Info("task deleted", "id", rec.ID)
-	return nil
+	if rec.Hooks != nil {
+		hooks = func() {
+			if err := s.runHooks(rec.Hooks.Poststop, rec, annotations, specs.StateStopped, 0); err != nil {
+				s.log.Warn("poststop hook failed", "id", rec.ID, "err", err)
+			}
+		}
+	}
+	return hooks, nil
 }
 
 // cleanScratch removes a task's scratch (its mounts first), once the
@@ -138,9 +152,8 @@ func (s *Tasks) deleteCorrupt(ctx context.Context, ref string, cause error) erro
 		return s.removeUnreadable(id, cause)
 	}
 	h := &handle{t: s, rec: rec, unlock: unlock}
-	defer h.close()
 	h.observe()
-	return h.remove(ctx)
+	return h.removeAndClose(ctx)
 }
 
 // destroyCgroup removes a task's cgroup by its path, for a task whose

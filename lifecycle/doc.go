@@ -50,5 +50,7 @@
 // Concurrency: a Tasks is safe for concurrent use. With a reaper.Reaper
 // in its Options it records the exits of the anchors it starts; at most one
 // Reaper may exist per process, and once it exists nothing else may wait
-// for children.
+// for children: hooks and the user-namespace helper are started through
+// it (a nil one when there is none), and it is held only across
+// libcontainer's own forks (create's anchor, exec).
 package lifecycle

@@ -39,6 +39,8 @@ func (s *Tasks) Exec(ref string, p *specs.Process, stdio IO, extra []*os.File) (
 	ex := &Execed{}
 	defer s.startSlot()()
 	if s.opts.Reaper != nil {
+		// libcontainer waits for its setns bootstrap by PID inside Run;
+		// the hold spans that and the watch of the process it leaves.
 		release := s.opts.Reaper.HoldStarts()
 		defer release()
 	}

@@ -98,13 +98,13 @@ func memoryDir(c Container) string {
 // anchor the task still has: a late report of an earlier anchor of a
 // restarted task changes nothing.
 func (s *Tasks) recordExit(ns, id string, who anchor.Identity, ex *Exit) {
-	stale := false
+	stale, known := false, false
 	_, err := s.store.Update(ns, id, func(r *Record) error {
 		if r.Anchor == who && r.Exit != nil && r.Exit.Code == CodeUnknown && ex.Code != CodeUnknown {
 			// The reaper's status, come after an adoption's watch that
 			// could only say unknown: the record gets the truth, the
 			// exit was reported already.
-			r.Exit, stale = ex, true
+			r.Exit, stale, known = ex, true, true
 			return nil
 		}
 		if r.Anchor != who || r.Exit != nil {
@@ -123,6 +123,9 @@ func (s *Tasks) recordExit(ns, id string, who anchor.Identity, ex *Exit) {
 	})
 	if err != nil && !errors.Is(err, ErrNotExist) {
 		s.log.Warn("record exit", "id", id, "err", err)
+	}
+	if known {
+		s.log.Info("task exited", "id", id, "pid", who.PID, "code", ex.Code, "reason", ex.Reason, "signal", ex.Signal)
 	}
 	if stale {
 		return
@@ -250,7 +253,7 @@ func (s *Tasks) RecordOrphan(r reaper.Reaped) bool {
 			if ns != s.opts.Namespace {
 				o := s.opts
 				o.Namespace, o.OnExit = ns, nil
-				in = &Tasks{opts: o, store: s.store, log: s.log.With("namespace", ns), waiters: map[string][]chan *Exit{}, exited: map[string]*Exit{}}
+				in = &Tasks{opts: o, store: s.store, log: o.Logger.With("namespace", ns), waiters: map[string][]chan *Exit{}, exited: map[string]*Exit{}}
 			}
 			memDir := ""
 			if c, err := in.loadContainer(ns, id); err == nil {

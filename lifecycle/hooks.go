@@ -1,12 +1,18 @@
 package lifecycle
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os/exec"
 	"time"
 
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lf-edge/moor/reaper"
 )
 
 // HookVerb is the verb of the moor binary that runs a hook with the status
@@ -74,22 +80,71 @@ func specHooks(list configs.HookList) []specs.Hook {
 }
 
 // runHooks runs hooks with the task's state at status; every hook runs,
-// and the errors are returned together.
-func runHooks(hooks []specs.Hook, rec *Record, annotations map[string]string, status specs.ContainerState, pid int) error {
-	state := &specs.State{
+// and the errors are returned together. It is called without the task's
+// lock: with a reaper, each hook's exit comes from the reaper's goroutine,
+// which may first be recording the anchor's exit, under that lock.
+func (s *Tasks) runHooks(hooks []specs.Hook, rec *Record, annotations map[string]string, status specs.ContainerState, pid int) error {
+	state, err := json.Marshal(&specs.State{
 		Version: specs.Version, ID: rec.ID, Status: status, Pid: pid,
 		Bundle: rec.Bundle, Annotations: annotations,
+	})
+	if err != nil {
+		return fmt.Errorf("run hooks: %w", err)
 	}
 	var errs []error
 	for i, h := range hooks {
-		cmd := &configs.Command{Path: h.Path, Args: h.Args, Env: h.Env}
-		if h.Timeout != nil {
-			d := time.Duration(*h.Timeout) * time.Second
-			cmd.Timeout = &d
-		}
-		if err := configs.NewCommandHook(cmd).Run(state); err != nil {
+		if err := runHook(s.opts.Reaper, h, state); err != nil {
 			errs = append(errs, fmt.Errorf("hook %d (%s): %w", i, h.Path, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// runHook runs one hook as the runtime spec says, the state on its stdin,
+// killed once past its timeout. It is started through rp, the process's
+// reaper or nil, and its exit comes back from it: a reaper running in this
+// process (run's, the supervisor's) never takes it. Its output goes to a
+// memory file, not a pipe (a daemon the hook leaves would hold that open),
+// and into the error of a hook that fails.
+func runHook(rp *reaper.Reaper, h specs.Hook, state []byte) error {
+	stdin, err := reaper.MemFile("hook-state")
+	if err != nil {
+		return err
+	}
+	defer stdin.Close()
+	if _, err := stdin.Write(state); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	if _, err := stdin.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	out, err := reaper.MemFile("hook-output")
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	cmd := &exec.Cmd{Path: h.Path, Args: h.Args, Env: h.Env, Stdin: stdin, Stdout: out, Stderr: out}
+	done := make(chan reaper.Reaped, 1)
+	if err := rp.Start(cmd, func(r reaper.Reaped) { done <- r }); err != nil {
+		return err
+	}
+	var timeout <-chan time.Time
+	if h.Timeout != nil {
+		t := time.NewTimer(time.Duration(*h.Timeout) * time.Second)
+		defer t.Stop()
+		timeout = t.C
+	}
+	var ex reaper.Reaped
+	select {
+	case ex = <-done:
+	case <-timeout:
+		_ = cmd.Process.Kill() // not reaped yet: the PID is still the hook's
+		<-done
+		return fmt.Errorf("ran past its timeout of %ds", *h.Timeout)
+	}
+	if ex.Code() == 0 {
+		return nil
+	}
+	output, _ := reaper.ReadAll(out)
+	return fmt.Errorf("exit status %d, output: %q", ex.Code(), bytes.TrimSpace(output))
 }

@@ -85,20 +85,7 @@ func (s *Tasks) checkUserNS(spec *specs.Spec) error {
 	if err := rootfs.CheckSearchable(reach, uid, gid); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	if s.opts.Reaper != nil {
-		defer s.opts.Reaper.HoldStarts()() // the probe's helper is waited for by PID
-	}
-	return rootfs.CheckIDMap(spec)
-}
-
-// prepareRoot is rootfs.Prepare, with the reaper's waits held while it
-// makes an idmapped root: the user namespace that takes is made by a
-// helper child that Prepare waits for by its PID.
-func (s *Tasks) prepareRoot(spec *specs.Spec, scratchDir string) (undo func() error, err error) {
-	if s.opts.Reaper != nil && rootfs.NeedsIDMap(spec) {
-		defer s.opts.Reaper.HoldStarts()()
-	}
-	return rootfs.Prepare(spec, scratchDir)
+	return rootfs.CheckIDMap(spec, s.opts.Reaper)
 }
 
 // rootInScratch says whether the task's root will be a mount in its

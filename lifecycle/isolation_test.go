@@ -8,6 +8,8 @@ import (
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/lf-edge/moor/procfs"
 )
 
 // TestValidateIDMappings: a mapping must map ID 0, to a host range that
@@ -125,7 +127,11 @@ func TestInCgroupTree(t *testing.T) {
 		"4:memory:/run/P2/task\n":          false,
 		"0::/run\n":                        false,
 	} {
-		if got := inCgroupTree(text, "/run/P"); got != want {
+		cgroups, err := procfs.ParseCgroups(strings.NewReader(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := inCgroupTree(cgroups, "/run/P"); got != want {
 			t.Errorf("%q: %v, want %v", text, got, want)
 		}
 	}

@@ -4,7 +4,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/configs"
 
-	"github.com/lf-edge/moor/anchor"
+	"github.com/lf-edge/moor/procfs"
 )
 
 // Runtime makes and finds the containers of tasks: the seam between the
@@ -91,6 +91,6 @@ func (c lcContainer) Run(p *libcontainer.Process) (int, error) {
 // before libcontainer removed its exec fifo, leaves a container whose
 // status reads created while its anchor runs the task.
 func (c lcContainer) Waiting(pid int) bool {
-	args, err := anchor.ReadCmdline(anchor.ProcRoot, pid)
+	args, err := procfs.ReadCmdline(procfs.Root, pid)
 	return err != nil || len(args) < 2 || args[1] == "init"
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lf-edge/moor/anchor"
 	"github.com/lf-edge/moor/cgroup"
+	"github.com/lf-edge/moor/procfs"
 	"github.com/lf-edge/moor/reaper"
 )
 
@@ -50,7 +51,7 @@ type Options struct {
 	// the status "created" on stdin; without it they get libcontainer's
 	// "creating".
 	HookRunner string
-	ProcRoot   string // procfs; anchor.ProcRoot when empty
+	ProcRoot   string // procfs; procfs.Root when empty
 	// Reaper, when set, is the process's reaper: tasks this Tasks
 	// creates are watched and their exits recorded. Without one the caller
 	// is not the anchors' reaper and exits are only seen as "stopped".
@@ -101,7 +102,7 @@ func New(opts Options) (*Tasks, error) {
 		opts.Runtime = Libcontainer{}
 	}
 	if opts.ProcRoot == "" {
-		opts.ProcRoot = anchor.ProcRoot
+		opts.ProcRoot = procfs.Root
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -4,7 +4,8 @@
 // processes, and moving network interfaces between network namespaces.
 // It also makes user namespaces with given ID mappings, held by an open
 // file, for idmapped mounts (a helper child, stopped by ptrace before it
-// runs, killed and waited for by its PID), and probes whether the kernel
+// runs, then killed; started through the caller's reaper, which hands its
+// exit back), and probes whether the kernel
 // has user and time namespaces.
 //
 // It must not spawn tasks or know about OCI specs.

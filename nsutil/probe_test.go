@@ -60,7 +60,7 @@ func TestUserNSSupported(t *testing.T) {
 // TestNewUserNSWantsMappings: a user namespace without mappings is
 // refused before any helper is started.
 func TestNewUserNSWantsMappings(t *testing.T) {
-	if _, err := NewUserNS(nil, []IDMap{{0, 100000, 1}}); err == nil {
+	if _, err := NewUserNS(nil, nil, []IDMap{{0, 100000, 1}}); err == nil {
 		t.Fatal("no UID mapping was taken")
 	}
 }

@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lf-edge/moor/reaper"
 )
 
 // IDMap is one range of a user namespace's UID or GID mapping: Size IDs
@@ -42,29 +45,29 @@ func UserNSSupported(procRoot string) error {
 // open file of it (/proc/<pid>/ns/user of a helper that is gone once this
 // returns): what mount_setattr(2) needs to idmap a mount. The helper is a
 // child of the caller, stopped by ptrace before it runs any code of its
-// own, killed and waited for here; a caller with a reaper of its own must
-// keep that reaper from waiting meanwhile.
-func NewUserNS(uids, gids []IDMap) (*os.File, error) {
+// own, then killed. It is started through rp, the process's reaper (nil
+// when it has none), whose Start hands its exit back here: the reaper
+// need not be held.
+func NewUserNS(rp *reaper.Reaper, uids, gids []IDMap) (*os.File, error) {
 	if len(uids) == 0 || len(gids) == 0 {
 		return nil, errors.New("new user namespace: want UID and GID mappings")
 	}
-	proc, err := os.StartProcess("/proc/self/exe", []string{"moor-userns"}, &os.ProcAttr{
-		Sys: &syscall.SysProcAttr{
-			Cloneflags:  unix.CLONE_NEWUSER,
-			UidMappings: sysMaps(uids),
-			GidMappings: sysMaps(gids),
-			// PTRACE_TRACEME stops the helper at its execve: it never runs.
-			Ptrace: true,
-		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("new user namespace: start helper: %w", err)
+	cmd := &exec.Cmd{Path: "/proc/self/exe", Args: []string{"moor-userns"}, SysProcAttr: &syscall.SysProcAttr{
+		Cloneflags:  unix.CLONE_NEWUSER,
+		UidMappings: sysMaps(uids),
+		GidMappings: sysMaps(gids),
+		// PTRACE_TRACEME stops the helper at its execve: it never runs.
+		Ptrace: true,
+	}}
+	gone := make(chan reaper.Reaped, 1)
+	if err := rp.Start(cmd, func(r reaper.Reaped) { gone <- r }); err != nil {
+		return nil, fmt.Errorf("new user namespace: helper: %w", err)
 	}
 	defer func() {
-		_ = proc.Kill()
-		_, _ = proc.Wait()
+		_ = cmd.Process.Kill()
+		<-gone
 	}()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/user", proc.Pid))
+	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/user", cmd.Process.Pid))
 	if err != nil {
 		return nil, fmt.Errorf("new user namespace: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -27,18 +28,23 @@ func (r Reaped) Code() int {
 }
 
 // Reaper is the process's only waiter for children: it calls wait4(-1) on
-// every SIGCHLD and hands each exit to whoever watches that PID.
-//
-// libcontainer waits for its own helper processes while it starts a task;
-// HoldStarts keeps the reaper off while that happens, so the two never race
-// for the same child. One goroutine serves all children: the thread count
-// does not grow with them.
+// every SIGCHLD and hands each exit to whoever started or watches that
+// PID. One goroutine serves all children: the thread count does not grow
+// with them.
 type Reaper struct {
-	starts sync.RWMutex // starts hold it shared, the reaping loop exclusive
+	// starts is held shared while a child is forked and subscribed to
+	// (Start, HoldStarts), exclusive while children are reaped: no child
+	// is collected between its fork and its subscription.
+	starts sync.RWMutex
 
 	mu       sync.Mutex
+	started  map[int]func(Reaped) // children of Start, until reaped
 	watchers map[int]func(Reaped)
 	orphans  func(Reaped)
+
+	// forked, when set (by tests), runs in Start between the child's fork
+	// and its subscription.
+	forked func(pid int)
 
 	sigs chan os.Signal
 	done chan struct{}
@@ -48,6 +54,7 @@ type Reaper struct {
 // is started that it must see.
 func NewReaper() *Reaper {
 	r := &Reaper{
+		started:  map[int]func(Reaped){},
 		watchers: map[int]func(Reaped){},
 		sigs:     make(chan os.Signal, 1),
 		done:     make(chan struct{}),
@@ -63,9 +70,12 @@ func (r *Reaper) Close() {
 	close(r.done)
 }
 
-// HoldStarts keeps the reaper from waiting until release is called. Hold it
-// across a libcontainer start and the Watch of the new PID, so the child's
-// exit is never collected before someone watches for it.
+// HoldStarts keeps the reaper from waiting until release is called. It is
+// for code that forks children it cannot start through Start and waits
+// for some of them itself: libcontainer, while it makes a task's init or
+// an exec'd process. Hold it across that call and the Watch of the
+// process it leaves, so that no helper of libcontainer's is taken from
+// it and the new process's exit is never taken for an orphan's.
 func (r *Reaper) HoldStarts() (release func()) {
 	r.starts.RLock()
 	return r.starts.RUnlock
@@ -94,16 +104,66 @@ func (r *Reaper) OnOrphan(fn func(Reaped)) {
 	r.mu.Unlock()
 }
 
-// Start starts cmd and hands its exit to onExit, from the reaper's
-// goroutine. cmd must never be waited for otherwise: the reaper is the
-// process's only waiter.
+// ErrNotFile means a command given to Start has a stdin, stdout or stderr
+// that is not a file.
+var ErrNotFile = errors.New("stdio must be files")
+
+// Start starts cmd and hands its exit to onExit, and to no one else. It
+// is the one way moor's processes start a helper of their own (a hook, the
+// user-namespace helper, a device model, an app): whoever starts one gets
+// its exit, whatever else this process waits for.
+//
+// The subscription is taken with the start: the child cannot be reaped
+// between its fork and the moment onExit is its own, so an exit right
+// after the fork is not lost and a PID reused after an earlier exit never
+// gets that exit. onExit is called once, from the reaper's goroutine, and
+// must not block. cmd must never be waited for otherwise, and its stdin,
+// stdout and stderr must be nil or files (ErrNotFile): exec copies any
+// other through goroutines that only cmd.Wait ends. cmd.Process may be
+// signalled until onExit is called.
+//
+// On a nil Reaper (no reaper of moor's runs in this process: a CLI verb
+// other than run) Start starts cmd and waits for it on a goroutine of its
+// own, and hands its exit to onExit the same way.
 func (r *Reaper) Start(cmd *exec.Cmd, onExit func(Reaped)) error {
-	release := r.HoldStarts()
-	defer release()
+	for _, f := range []any{cmd.Stdin, cmd.Stdout, cmd.Stderr} {
+		if _, ok := f.(*os.File); f != nil && !ok {
+			return fmt.Errorf("start %s: %w, not %T", cmd.Path, ErrNotFile, f)
+		}
+	}
+	if r == nil {
+		return startAndWait(cmd, onExit)
+	}
+	r.starts.RLock()
+	defer r.starts.RUnlock()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
-	r.Watch(cmd.Process.Pid, onExit)
+	pid := cmd.Process.Pid
+	if r.forked != nil {
+		r.forked(pid)
+	}
+	r.mu.Lock()
+	r.started[pid] = onExit
+	r.mu.Unlock()
+	return nil
+}
+
+// startAndWait is Start for a process with no reaper of moor's.
+func startAndWait(cmd *exec.Cmd, onExit func(Reaped)) error {
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", cmd.Path, err)
+	}
+	pid := cmd.Process.Pid
+	go func() {
+		ex := Reaped{PID: pid, Status: unix.WaitStatus(255 << 8)} // if it cannot be waited for
+		if st, err := cmd.Process.Wait(); err == nil {
+			if ws, ok := st.Sys().(syscall.WaitStatus); ok {
+				ex.Status = unix.WaitStatus(ws)
+			}
+		}
+		onExit(ex)
+	}()
 	return nil
 }
 
@@ -115,8 +175,10 @@ func (r *Reaper) WaitChan(pid int) <-chan Reaped {
 }
 
 // ReapNow collects every child that has exited, without waiting for its
-// SIGCHLD: a supervisor about to exit calls it so it leaves no zombie.
-func (r *Reaper) ReapNow() { r.reapAll() }
+// SIGCHLD, and reports whether any child is left: a supervisor about to
+// exit calls it so it leaves no zombie, a machine's init to know when its
+// last process is gone.
+func (r *Reaper) ReapNow() (left bool) { return r.reapAll() }
 
 func (r *Reaper) loop() {
 	for {
@@ -129,33 +191,52 @@ func (r *Reaper) loop() {
 	}
 }
 
-// reapAll collects every child that has exited.
-func (r *Reaper) reapAll() {
+// reapAll collects every child that has exited and reports whether any
+// child is left. Whom each exit goes to is settled as it is collected,
+// under the lock that Start forks under; the calls are made once the lock
+// is released, so a watcher that takes long holds up no start.
+func (r *Reaper) reapAll() (left bool) {
+	var deliveries []func()
+	defer func() {
+		for _, d := range deliveries {
+			d()
+		}
+	}()
 	r.starts.Lock()
 	defer r.starts.Unlock()
 	for {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-		if errors.Is(err, unix.EINTR) {
-			continue
+		switch {
+		case errors.Is(err, unix.EINTR):
+		case err != nil: // ECHILD: no child left
+			return false
+		case pid == 0:
+			return true
+		case ws.Stopped():
+			// A traced child's stop (the user-namespace helper stops at
+			// its exec): not an exit.
+		default:
+			if fn := r.recipient(pid); fn != nil {
+				ex := Reaped{PID: pid, Status: ws}
+				deliveries = append(deliveries, func() { fn(ex) })
+			}
 		}
-		if err != nil || pid <= 0 {
-			return
-		}
-		r.dispatch(Reaped{PID: pid, Status: ws})
 	}
 }
 
-func (r *Reaper) dispatch(ex Reaped) {
+// recipient is whom pid's exit goes to: the Start that made the child,
+// else its watcher, else OnOrphan.
+func (r *Reaper) recipient(pid int) func(Reaped) {
 	r.mu.Lock()
-	fn, ok := r.watchers[ex.PID]
-	if ok {
-		delete(r.watchers, ex.PID)
-	} else {
-		fn = r.orphans
+	defer r.mu.Unlock()
+	if fn, ok := r.started[pid]; ok {
+		delete(r.started, pid)
+		return fn
 	}
-	r.mu.Unlock()
-	if fn != nil {
-		fn(ex)
+	if fn, ok := r.watchers[pid]; ok {
+		delete(r.watchers, pid)
+		return fn
 	}
+	return r.orphans
 }

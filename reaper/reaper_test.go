@@ -117,10 +117,10 @@ func TestStartFails(t *testing.T) {
 		t.Fatalf("Start of a missing program: %v", err)
 	}
 	rp.mu.Lock()
-	n := len(rp.watchers)
+	n := len(rp.watchers) + len(rp.started)
 	rp.mu.Unlock()
 	if n != 0 {
-		t.Fatalf("%d watchers left after a failed start", n)
+		t.Fatalf("%d subscriptions left after a failed start", n)
 	}
 }
 
@@ -241,4 +241,148 @@ func TestReapNow(t *testing.T) {
 	if _, err := syscall.Wait4(cmd.Process.Pid, &ws, syscall.WNOHANG, nil); !errors.Is(err, syscall.ECHILD) {
 		t.Fatalf("wait4 after ReapNow: %v, want ECHILD (reaped)", err)
 	}
+}
+
+// start starts /bin/sh -c script through rp and returns its PID and the
+// channel its exit comes on.
+func start(t *testing.T, rp *Reaper, script string) (int, chan Reaped) {
+	t.Helper()
+	done := make(chan Reaped, 2) // room for a second exit, which would be a bug
+	cmd := exec.Command("/bin/sh", "-c", script)
+	if err := rp.Start(cmd, func(r Reaped) { done <- r }); err != nil {
+		t.Fatal(err)
+	}
+	return cmd.Process.Pid, done
+}
+
+// TestStartNoReaper: with no reaper in the process, Start waits for the
+// child itself and hands its exit over the same way.
+func TestStartNoReaper(t *testing.T) {
+	var none *Reaper
+	pid, done := start(t, none, "exit 6")
+	if r := await(t, done, "exit of the child"); r.PID != pid || r.Code() != 6 {
+		t.Fatalf("exit %+v, want pid %d code 6", r, pid)
+	}
+	pid, done = start(t, none, "kill -KILL $$")
+	if r := await(t, done, "exit of the child"); r.PID != pid || r.Code() != 137 {
+		t.Fatalf("exit %+v, want pid %d code 137", r, pid)
+	}
+}
+
+// TestStartRefusesPipes: a stdio that exec would copy through a goroutine
+// (which only cmd.Wait ends) is refused, and nothing is started.
+func TestStartRefusesPipes(t *testing.T) {
+	rp, _ := newReaper(t)
+	for _, r := range []*Reaper{rp, nil} {
+		cmd := exec.Command("/bin/true")
+		cmd.Stdout = new(strings.Builder)
+		if err := r.Start(cmd, func(Reaped) { t.Error("watcher of a refused command called") }); !errors.Is(err, ErrNotFile) {
+			t.Fatalf("Start with a strings.Builder for stdout: %v, want ErrNotFile", err)
+		}
+		if cmd.Process != nil {
+			t.Fatal("a refused command was started")
+		}
+	}
+}
+
+// TestStartExitBeforeSubscribe: a child that has exited, with its SIGCHLD
+// come and a reap asked for, before Start has subscribed to it, still
+// gets its exit to its starter, not to OnOrphan.
+func TestStartExitBeforeSubscribe(t *testing.T) {
+	rp, orphans := newReaper(t)
+	reaped := make(chan bool, 1)
+	rp.forked = func(pid int) {
+		exited(t, pid)
+		go func() { reaped <- rp.ReapNow() }()
+	}
+	pid, done := start(t, rp, "exit 2")
+	if r := await(t, done, "exit of the child"); r.PID != pid || r.Code() != 2 {
+		t.Fatalf("exit %+v, want pid %d code 2", r, pid)
+	}
+	await(t, reaped, "the reap asked for before the subscription")
+	never(t, orphans, "orphan")
+	never(t, done, "second exit")
+}
+
+// TestStartTracedStop: the stop of a traced child (the user-namespace
+// helper's, at its exec) is not its exit; its exit comes once it is
+// killed.
+func TestStartTracedStop(t *testing.T) {
+	rp, orphans := newReaper(t)
+	done := make(chan Reaped, 2)
+	cmd := exec.Command("/bin/true")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Ptrace: true}
+	if err := rp.Start(cmd, func(r Reaped) { done <- r }); err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() {
+		var info unix.Siginfo
+		stopped <- unix.Waitid(unix.P_PID, cmd.Process.Pid, &info, unix.WSTOPPED|unix.WNOWAIT, nil)
+	}()
+	if err := await(t, stopped, "the traced child's stop"); err != nil {
+		t.Fatalf("waitid: %v", err)
+	}
+	if !rp.ReapNow() {
+		t.Fatal("ReapNow: no child left, want the stopped one")
+	}
+	never(t, done, "exit of a stopped child")
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if r := await(t, done, "exit of the killed child"); r.Code() != 137 {
+		t.Fatalf("exit %+v, want code 137", r)
+	}
+	never(t, orphans, "orphan")
+}
+
+// pidnsEnv marks the run of this test binary in a PID namespace of its own.
+const pidnsEnv = "REAPER_TEST_PIDNS"
+
+// TestStartPIDReuse: a child that gets the PID of one reaped before gets
+// its own exit, not the earlier one's, and a watch left on that PID is
+// not called. The PID is reused on purpose, through ns_last_pid, in a PID
+// namespace of the test's own.
+func TestStartPIDReuse(t *testing.T) {
+	if os.Getenv(pidnsEnv) == "" {
+		if os.Geteuid() != 0 {
+			t.Skip("a PID namespace of the test's own needs root")
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^TestStartPIDReuse$", "-test.v")
+		cmd.Env = append(os.Environ(), pidnsEnv+"=1")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWPID, Pdeathsig: unix.SIGKILL}
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestStartPIDReuse") {
+			t.Fatalf("in a PID namespace: %v\n%s", err, out)
+		}
+		return
+	}
+	if os.Getpid() != 1 {
+		t.Fatalf("pid %d, want 1 in a PID namespace of its own", os.Getpid())
+	}
+	rp, orphans := newReaper(t)
+	first, firstDone := start(t, rp, "exit 3")
+	if r := await(t, firstDone, "exit of the first child"); r.Code() != 3 {
+		t.Fatalf("first child: %+v, want code 3", r)
+	}
+	rp.Watch(first, func(r Reaped) { t.Errorf("stale watch of pid %d called with %+v", first, r) })
+	// Threads of the Go runtime take PIDs too: try until the fork gets it.
+	for try := 0; ; try++ {
+		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(first-1)), 0); err != nil {
+			t.Fatal(err)
+		}
+		pid, done := start(t, rp, "exit 4")
+		r := await(t, done, "exit of the second child")
+		if r.PID != pid || r.Code() != 4 {
+			t.Fatalf("second child %d: exit %+v, want its own, code 4", pid, r)
+		}
+		if pid == first {
+			break
+		}
+		if try == 20 {
+			t.Fatalf("pid %d never reused", first)
+		}
+	}
+	never(t, firstDone, "second exit for the first child")
+	never(t, orphans, "orphan")
 }

@@ -23,9 +23,9 @@
 // not owned by its mapped root gets its root mounted idmapped in the
 // scratch directory first (the overlay of a writable root lies on it);
 // CheckIDMap tries that, and the idmapped volumes, before anything is
-// made. Both make a user namespace through a helper child they wait for
-// by its PID (nsutil.NewUserNS): a caller with a reaper holds its waits
-// meanwhile. Prepare (and Build before it) also refuses mount
+// made. Both make a user namespace through a helper child started by the
+// caller's reaper (nsutil.NewUserNS), which hands its exit back to them.
+// Prepare (and Build before it) also refuses mount
 // destinations that climb out of the root, by ".." or through a relative
 // symlink (an absolute one means the task's own root, as the runtime
 // resolves it), and pins a network namespace for a task that

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lf-edge/moor/nsutil"
+	"github.com/lf-edge/moor/reaper"
 )
 
 // scratchIDMapped is the scratch entry where a task's root is mounted
@@ -89,9 +90,9 @@ func idmapMounts(spec *specs.Spec) []string {
 // CheckIDMap makes sure, before anything is made, that what spec wants
 // idmapped can be: its root (when NeedsIDMap) and the mounts that ask for
 // it, each on a filesystem the kernel can idmap. It makes a user
-// namespace with the spec's mappings to try (see nsutil.NewUserNS: a
-// caller with a reaper holds its waits meanwhile); nothing is mounted.
-func CheckIDMap(spec *specs.Spec) error {
+// namespace with the spec's mappings to try, through a helper started by
+// rp (see nsutil.NewUserNS); nothing is mounted.
+func CheckIDMap(spec *specs.Spec, rp *reaper.Reaper) error {
 	srcs := idmapMounts(spec)
 	if NeedsIDMap(spec) {
 		srcs = append([]string{spec.Root.Path}, srcs...)
@@ -99,7 +100,7 @@ func CheckIDMap(spec *specs.Spec) error {
 	if len(srcs) == 0 {
 		return nil
 	}
-	userns, err := specUserNS(spec)
+	userns, err := specUserNS(spec, rp)
 	if err != nil {
 		return err
 	}
@@ -114,11 +115,11 @@ func CheckIDMap(spec *specs.Spec) error {
 	return nil
 }
 
-func specUserNS(spec *specs.Spec) (*os.File, error) {
+func specUserNS(spec *specs.Spec, rp *reaper.Reaper) (*os.File, error) {
 	if spec.Linux == nil {
 		return nil, fmt.Errorf("%w: no user namespace mappings", ErrIDMap)
 	}
-	f, err := nsutil.NewUserNS(idMaps(spec.Linux.UIDMappings), idMaps(spec.Linux.GIDMappings))
+	f, err := nsutil.NewUserNS(rp, idMaps(spec.Linux.UIDMappings), idMaps(spec.Linux.GIDMappings))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrIDMap, err)
 	}
@@ -170,11 +171,11 @@ func fsType(p string) string {
 // and points spec at it; a writable root's overlay then lies on it. The
 // scratch directory is made searchable (not readable) by others, so that
 // the task's root, an unprivileged host user, can reach its root.
-func idmapRoot(spec *specs.Spec, scratchDir string) error {
+func idmapRoot(spec *specs.Spec, scratchDir string, rp *reaper.Reaper) error {
 	if !NeedsIDMap(spec) {
 		return nil
 	}
-	userns, err := specUserNS(spec)
+	userns, err := specUserNS(spec, rp)
 	if err != nil {
 		return err
 	}

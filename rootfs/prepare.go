@@ -11,6 +11,8 @@ import (
 	"github.com/moby/sys/mountinfo"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/lf-edge/moor/reaper"
 )
 
 // Entries of a task's scratch directory.
@@ -30,8 +32,10 @@ const (
 // spec is changed in place (root.path, the network namespace's path);
 // its slices are copied first, so a spec sharing them is not. A scratch
 // directory left by a crashed create is cleaned first. undo is Cleanup.
-// A task that needs none of these gets no scratch directory at all.
-func Prepare(spec *specs.Spec, scratchDir string) (undo func() error, err error) {
+// A task that needs none of these gets no scratch directory at all. rp,
+// the process's reaper or nil, starts the helper an idmapped root needs
+// (see CheckIDMap).
+func Prepare(spec *specs.Spec, scratchDir string, rp *reaper.Reaper) (undo func() error, err error) {
 	if spec.Root == nil || spec.Root.Path == "" {
 		return nil, errors.New("prepare root: root.path is not set")
 	}
@@ -48,7 +52,7 @@ func Prepare(spec *specs.Spec, scratchDir string) (undo func() error, err error)
 		return nil, fmt.Errorf("prepare root: %w", err)
 	}
 	undo = func() error { return Cleanup(scratchDir) }
-	if err := prepare(spec, scratchDir); err != nil {
+	if err := prepare(spec, scratchDir, rp); err != nil {
 		if cerr := undo(); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
@@ -66,9 +70,9 @@ func needsScratch(spec *specs.Spec) bool {
 		(spec.Linux != nil && len(spec.Linux.NetDevices) > 0) || NeedsIDMap(spec)
 }
 
-func prepare(spec *specs.Spec, scratchDir string) error {
+func prepare(spec *specs.Spec, scratchDir string, rp *reaper.Reaper) error {
 	root := filepath.Join(scratchDir, scratchRoot)
-	if err := idmapRoot(spec, scratchDir); err != nil {
+	if err := idmapRoot(spec, scratchDir, rp); err != nil {
 		return err
 	}
 	switch {

@@ -12,8 +12,8 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
 
-	"github.com/lf-edge/moor/anchor"
 	"github.com/lf-edge/moor/lifecycle"
+	"github.com/lf-edge/moor/procfs"
 	"github.com/lf-edge/moor/reaper"
 )
 
@@ -30,7 +30,7 @@ type ManagerOptions struct {
 	// LogCheck is how often task logs are looked after (write errors
 	// reported, a pipe an earlier supervisor left read again); 1s when 0.
 	LogCheck time.Duration
-	// ProcRoot is procfs; anchor.ProcRoot when empty.
+	// ProcRoot is procfs; procfs.Root when empty.
 	ProcRoot string
 	// CgroupParent, when set, confines every task's cgroup below it (see
 	// lifecycle.Options). Empty or "/" confines nothing: a spec's absolute
@@ -105,7 +105,7 @@ func NewManager(opts ManagerOptions) (*Manager, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.ProcRoot == "" {
-		opts.ProcRoot = anchor.ProcRoot
+		opts.ProcRoot = procfs.Root
 	}
 	if opts.StableAfter == 0 {
 		opts.StableAfter = StableAfter

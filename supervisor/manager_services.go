@@ -10,9 +10,9 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
-	"github.com/lf-edge/moor/anchor"
 	"github.com/lf-edge/moor/atomicfile"
 	"github.com/lf-edge/moor/lifecycle"
+	"github.com/lf-edge/moor/procfs"
 )
 
 // createAndStart makes one task of a unit, its output going to its log.
@@ -257,7 +257,7 @@ func (m *Manager) dump() {
 			e.Name = svc.unit.Name
 		}
 		if e.PID > 0 {
-			if ps, err := anchor.ReadStatus(m.opts.ProcRoot, e.PID); err == nil {
+			if ps, err := procfs.ReadStatus(m.opts.ProcRoot, e.PID); err == nil {
 				e.RSSKiB = ps.RSSKiB
 			}
 		}

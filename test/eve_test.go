@@ -16,151 +16,10 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/lf-edge/moor/internal/evebox"
 	"github.com/lf-edge/moor/lifecycle"
 	"github.com/lf-edge/moor/supervisor"
 )
-
-// An EVE-shaped containers tree, written as linuxkit writes the specs of
-// EVE's rootfs.yml: read-only roots, linuxkit's default capabilities and
-// mounts, every service in an absolute cgroup /eve/services/<name> with an
-// oomScoreAdj, and pillar with every capability, the host's PID and
-// network namespaces, /dev, the host's root read-only at /hostfs and
-// /persist (rshared, rbind), every device allowed and a shared root.
-
-// linuxkitCaps are the capabilities linuxkit gives a container that names none.
-var linuxkitCaps = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
-	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-	"CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"}
-
-// allCaps is linuxkit's "capabilities: all" on this kernel's list.
-var allCaps = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-	"CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-	"CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
-	"CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
-	"CAP_SYS_NICE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
-	"CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
-	"CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ"}
-
-// eveOOMScoreAdj stands for EVE's -999: a negative oom_score_adj needs
-// CAP_SYS_RESOURCE, which this VM's bounding set lacks, so the tree uses a
-// positive one; what is checked is that the spec's value reaches the task.
-const eveOOMScoreAdj = 150
-
-// eveTree is where a tree's bundles go and what they refer to.
-type eveTree struct {
-	Dir      string // the containers tree
-	Root     string // the read-only root every bundle shares, as the tasks' host sees it
-	CgPrefix string // put before /eve/services/<name>: the test's own parent on this host, "" in a guest
-	Persist  string // the host directory bound at /persist
-	SysctlD  string // the host directory bound at /etc/sysctl.d
-}
-
-// linuxkitSpec is a spec as linuxkit writes one for an image that asks
-// for nothing special: read-only root, new namespaces but the cgroup
-// namespace, linuxkit's default mounts and capabilities, no limits.
-func linuxkitSpec(root string, args ...string) *specs.Spec {
-	caps := append([]string(nil), linuxkitCaps...)
-	return &specs.Spec{
-		Version: specs.Version,
-		Root:    &specs.Root{Path: root, Readonly: true},
-		Process: &specs.Process{
-			Args: args, Cwd: "/",
-			Env:          []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-			Capabilities: &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps},
-		},
-		Mounts: []specs.Mount{
-			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "nodev", "noexec", "relatime"}},
-			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
-			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},
-			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
-			{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
-			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
-			{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
-			{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "size=16m"}},
-		},
-		Linux: &specs.Linux{
-			Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.NetworkNamespace},
-				{Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}, {Type: specs.MountNamespace}},
-			MaskedPaths:   []string{"/proc/kcore", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware"},
-			ReadonlyPaths: []string{"/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
-			Resources:     &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}},
-		},
-	}
-}
-
-// eveService is a service that says where it runs, traps SIGTERM and
-// waits.
-func eveService(name string) string {
-	return fmt.Sprintf(`trap 'echo %[1]s got TERM; exit 0' TERM
-echo "%[1]s up oom_score_adj=$(cat /proc/self/oom_score_adj)"
-while :; do sleep 0.2; done`, name)
-}
-
-// pillarScript shows pillar's view: the host's root read-only at
-// /hostfs, the host's PID namespace (its PID 1 is the supervisor's
-// namespace's init), /persist shared with the host.
-const pillarScript = `trap 'echo pillar got TERM; exit 0' TERM
-if touch /hostfs/pillar-was-here 2>/dev/null; then ro=no; else ro=yes; fi
-echo "pillar up hostfs_ro=$ro pid1=$(cat /proc/1/comm) persist=$(cat /persist/status/storage-init)"
-while :; do sleep 0.2; done`
-
-// write writes the tree's bundles.
-func (e *eveTree) write(t *testing.T) {
-	t.Helper()
-	services := func(name string) string { return e.CgPrefix + "/eve/services/" + name }
-	persist := specs.Mount{Destination: "/persist", Type: "bind", Source: e.Persist, Options: []string{"rshared", "rbind"}}
-	add := func(kind, name string, s *specs.Spec) {
-		dir := filepath.Join(e.Dir, kind, name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		b, err := json.MarshalIndent(s, "", "  ")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// onboot: rngd, sysctl (its extra capabilities), modprobe (linuxkit's
-	// "modprobe -a … || :"), storage-init (prepares /persist).
-	add("onboot", "000-rngd", linuxkitSpec(e.Root, "/bin/sh", "-c", "echo rngd: entropy seeded"))
-	sysctl := linuxkitSpec(e.Root, "/bin/sh", "-c", "sysctl -w net.ipv4.ip_forward=1 && echo sysctl: applied $(ls /etc/sysctl.d)")
-	sysctl.Linux.ReadonlyPaths = slices.DeleteFunc(sysctl.Linux.ReadonlyPaths, func(p string) bool { return p == "/proc/sys" }) // linuxkit's sysctl image writes it
-	sysctl.Mounts = append(sysctl.Mounts, specs.Mount{Destination: "/etc/sysctl.d", Type: "bind", Source: e.SysctlD, Options: []string{"rbind", "ro"}})
-	for _, set := range []*[]string{&sysctl.Process.Capabilities.Bounding, &sysctl.Process.Capabilities.Effective, &sysctl.Process.Capabilities.Permitted} {
-		*set = append(*set, "CAP_SYS_ADMIN", "CAP_NET_ADMIN")
-	}
-	add("onboot", "001-sysctl", sysctl)
-	add("onboot", "002-modprobe", linuxkitSpec(e.Root, "/bin/sh", "-c", "modprobe -a nosuch_eve_module_1 nosuch_eve_module_2 2>/dev/null || :"))
-	storage := linuxkitSpec(e.Root, "/bin/sh", "-c", "mkdir -p /persist/status && echo ready > /persist/status/storage-init && echo storage-init: /persist ready")
-	storage.Mounts = append(storage.Mounts, persist)
-	add("onboot", "003-storage-init", storage)
-
-	adj := eveOOMScoreAdj
-	for _, name := range []string{"newlogd", "watchdog", "wlan"} {
-		s := linuxkitSpec(e.Root, "/bin/sh", "-c", eveService(name))
-		s.Linux.CgroupsPath = services(name)
-		s.Process.OOMScoreAdj = &adj
-		s.Annotations = map[string]string{supervisor.StopTimeoutAnnotation: "3s"}
-		add("services", name, s)
-	}
-	pillar := linuxkitSpec(e.Root, "/bin/sh", "-c", pillarScript)
-	pillar.Linux.CgroupsPath = services("pillar")
-	pillar.Process.OOMScoreAdj = &adj
-	pillar.Process.Capabilities = &specs.LinuxCapabilities{Bounding: allCaps, Effective: allCaps, Permitted: allCaps}
-	pillar.Linux.Namespaces = without(pillar.Linux.Namespaces, specs.PIDNamespace, specs.NetworkNamespace)
-	pillar.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Type: "a", Major: ptr(int64(0)), Minor: ptr(int64(0)), Access: "rwm"}}
-	pillar.Linux.RootfsPropagation = "shared"
-	pillar.Mounts = append(pillar.Mounts,
-		specs.Mount{Destination: "/dev", Type: "bind", Source: "/dev", Options: []string{"rbind", "rw"}},
-		specs.Mount{Destination: "/hostfs", Type: "bind", Source: "/", Options: []string{"rbind", "ro"}},
-		persist)
-	pillar.Annotations = map[string]string{supervisor.StopTimeoutAnnotation: "3s"}
-	add("services", "pillar", pillar)
-}
-
-func ptr[T any](v T) *T { return &v }
 
 // eveCgroupRe matches the log line of a task created in an EVE cgroup.
 func eveCreated(prefix, name string) *regexp.Regexp {
@@ -181,7 +40,7 @@ func eveCreated(prefix, name string) *regexp.Regexp {
 func TestEVETreeSupervise(t *testing.T) {
 	dir := filepath.Join(scratch, taskID(t))
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	e := &eveTree{Dir: filepath.Join(dir, "containers"), Root: busyboxRoot, CgPrefix: cgroupRunParent + "-eve",
+	e := &evebox.Tree{Dir: filepath.Join(dir, "containers"), Root: busyboxRoot, CgPrefix: cgroupRunParent + "-eve",
 		Persist: filepath.Join(dir, "persist"), SysctlD: filepath.Join(dir, "sysctl.d")}
 	for _, d := range []string{e.Persist, e.SysctlD} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -191,7 +50,9 @@ func TestEVETreeSupervise(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(e.SysctlD, "00-eve.conf"), []byte("net.ipv4.ip_forward = 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e.write(t)
+	if err := e.Write(); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		for _, p := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup/memory", "/sys/fs/cgroup"} {
 			if _, err := os.Stat(filepath.Join(p, e.CgPrefix)); err == nil {
@@ -221,7 +82,7 @@ func TestEVETreeSupervise(t *testing.T) {
 		if !eveCreated(e.CgPrefix, n).MatchString(slog) {
 			t.Errorf("service %s was not created in cgroup %s/eve/services/%s", n, e.CgPrefix, n)
 		}
-		if want := fmt.Sprintf("oom_score_adj=%d", eveOOMScoreAdj); n != "pillar" && !strings.Contains(logOf(n), want) {
+		if want := fmt.Sprintf("oom_score_adj=%d", evebox.OOMScoreAdj); n != "pillar" && !strings.Contains(logOf(n), want) {
 			t.Errorf("%s's log %q has no %s", n, logOf(n), want)
 		}
 	}
@@ -348,9 +209,9 @@ trap 'exit 0' TERM; while :; do sleep 0.2; done`, moorBin, stateRoot, app.Dir, a
 	if out, err := exec.Command("cp", "-a", busyboxRoot, root).CombinedOutput(); err != nil {
 		t.Fatalf("copy busybox root: %v: %s", err, out)
 	}
-	s := linuxkitSpec(root, "/bin/sh", "-c", script)
+	s := evebox.LinuxkitSpec(root, "/bin/sh", "-c", script)
 	s.Linux.CgroupsPath = cgroupParent + "/" + taskID(t)
-	s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: allCaps, Effective: allCaps, Permitted: allCaps}
+	s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: evebox.AllCaps, Effective: evebox.AllCaps, Permitted: evebox.AllCaps}
 	s.Linux.Namespaces = without(s.Linux.Namespaces, specs.PIDNamespace)
 	s.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
 	s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
@@ -466,7 +327,7 @@ echo "pillar kills newlogd $pid"; kill -9 "$pid"
 // button stops the services in reverse order and powers off.
 func TestEVETreeMachine(t *testing.T) {
 	tr := newMachineTree(t)
-	e := &eveTree{Dir: tr.Dir, Root: "/containers/rootfs", Persist: "/containers/persist", SysctlD: "/containers/sysctl.d"}
+	e := &evebox.Tree{Dir: tr.Dir, Root: "/containers/rootfs", Persist: "/containers/persist", SysctlD: "/containers/sysctl.d"}
 	for _, d := range []string{"persist", "sysctl.d"} {
 		if err := os.MkdirAll(filepath.Join(tr.Dir, d), 0o755); err != nil {
 			t.Fatal(err)
@@ -475,10 +336,12 @@ func TestEVETreeMachine(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(tr.Dir, "sysctl.d", "00-eve.conf"), []byte("net.ipv4.ip_forward = 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e.write(t)
+	if err := e.Write(); err != nil {
+		t.Fatal(err)
+	}
 	// pillar also drives moor: it kills newlogd once it runs.
 	editSpec(t, filepath.Join(tr.Dir, "services", "pillar"), func(s *specs.Spec) {
-		s.Process.Args = []string{"/bin/sh", "-c", pillarKills + pillarScript}
+		s.Process.Args = []string{"/bin/sh", "-c", pillarKills + evebox.PillarScript}
 	})
 	g := bootMachine(t, tr, "")
 	g.figures(t)
@@ -493,7 +356,7 @@ func TestEVETreeMachine(t *testing.T) {
 	}
 	for _, want := range []string{
 		"[rngd] rngd: entropy seeded", "[sysctl] sysctl: applied 00-eve.conf", "[storage-init] storage-init: /persist ready",
-		fmt.Sprintf("[watchdog] watchdog up oom_score_adj=%d", eveOOMScoreAdj),
+		fmt.Sprintf("[watchdog] watchdog up oom_score_adj=%d", evebox.OOMScoreAdj),
 		"[pillar] pillar up hostfs_ro=yes pid1=init persist=ready",
 		"[pillar] pillar kills newlogd ",
 	} {

@@ -6,7 +6,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/lf-edge/moor/anchor"
+	"github.com/lf-edge/moor/procfs"
 	"github.com/lf-edge/moor/reaper"
 )
 
@@ -20,7 +20,7 @@ func describe(name string, r reaper.Reaped) string {
 
 // selfRSSKiB is the anchor's resident memory (VmRSS), 0 when unknown.
 func selfRSSKiB() int64 {
-	st, err := anchor.ReadStatus(anchor.ProcRoot, os.Getpid())
+	st, err := procfs.ReadStatus(procfs.Root, os.Getpid())
 	if err != nil {
 		return 0
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,12 +111,12 @@ type reapedRunner struct {
 }
 
 func (r *reapedRunner) Run(ctx context.Context, args ...string) ([]byte, error) {
-	stdout, err := memFile("xl-stdout")
+	stdout, err := reaper.MemFile("xl-stdout")
 	if err != nil {
 		return nil, err
 	}
 	defer stdout.Close()
-	stderr, err := memFile("xl-stderr")
+	stderr, err := reaper.MemFile("xl-stderr")
 	if err != nil {
 		return nil, err
 	}
@@ -139,26 +138,11 @@ func (r *reapedRunner) Run(ctx context.Context, args ...string) ([]byte, error) 
 		<-done
 		return nil, fmt.Errorf("xl %s: %w", strings.Join(args, " "), ctx.Err())
 	}
-	out, _ := readAll(stdout)
-	errOut, _ := readAll(stderr)
+	out, _ := reaper.ReadAll(stdout)
+	errOut, _ := reaper.ReadAll(stderr)
 	r.log.Debug("xl", "args", args, "code", rp.Code())
 	if rp.Code() != 0 {
 		return out, xl.NewExitError(args, syscall.WaitStatus(rp.Status), errOut)
 	}
 	return out, nil
-}
-
-func memFile(name string) (*os.File, error) {
-	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", name, err)
-	}
-	return os.NewFile(uintptr(fd), name), nil
-}
-
-func readAll(f *os.File) ([]byte, error) {
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	return io.ReadAll(f)
 }

@@ -23,10 +23,9 @@ func TestLeanDependencies(t *testing.T) {
 		"github.com/lf-edge/moor/supervisor",
 		"github.com/lf-edge/moor/lifecycle",
 		"github.com/lf-edge/moor/cgroup",
-		"github.com/lf-edge/moor/devicemodel/bundle",
+		"github.com/lf-edge/moor/vmbundle", // and vmbundle/taskspec
 		"github.com/lf-edge/moor/initramfs",
 		"github.com/moby/sys/mountinfo",
-		"github.com/lf-edge/moor/devicemodel/taskspec",
 		"regexp",
 		"net/http",
 	}

@@ -99,8 +99,8 @@ func logError(err error) {
 	}
 }
 
-// newSupervisor makes the Supervisor a verb works through.
-func newSupervisor(ctx *cli.Context, reaper *reaper.Reaper) (*lifecycle.Tasks, error) {
+// newTasks makes the task library (lifecycle.Tasks) a verb works through.
+func newTasks(ctx *cli.Context, reaper *reaper.Reaper) (*lifecycle.Tasks, error) {
 	return lifecycle.New(lifecycle.Options{
 		Root:          ctx.GlobalString("root"),
 		Namespace:     ctx.GlobalString("namespace"),
@@ -122,18 +122,18 @@ func oneArg(ctx *cli.Context) (string, error) {
 }
 
 // taskAction is the Action of a verb whose one argument is a task: it
-// checks the argument and makes the Supervisor first.
-func taskAction(fn func(ctx *cli.Context, sup *lifecycle.Tasks, ref string) error) func(*cli.Context) error {
+// checks the argument and makes the Tasks first.
+func taskAction(fn func(ctx *cli.Context, tasks *lifecycle.Tasks, ref string) error) func(*cli.Context) error {
 	return func(ctx *cli.Context) error {
 		ref, err := oneArg(ctx)
 		if err != nil {
 			return err
 		}
-		sup, err := newSupervisor(ctx, nil)
+		tasks, err := newTasks(ctx, nil)
 		if err != nil {
 			return err
 		}
-		return fn(ctx, sup, ref)
+		return fn(ctx, tasks, ref)
 	}
 }
 

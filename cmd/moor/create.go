@@ -32,18 +32,18 @@ var createCommand = cli.Command{
 		if err != nil {
 			return err
 		}
-		sup, err := newSupervisor(ctx, nil)
+		tasks, err := newTasks(ctx, nil)
 		if err != nil {
 			return err
 		}
-		_, err = createTask(ctx, sup, id, nil)
+		_, err = createTask(ctx, tasks, id, nil)
 		return err
 	},
 }
 
 // createTask is create's work, shared with run. A foreground run with a
 // terminal passes its own console socket in tty.
-func createTask(ctx *cli.Context, sup *lifecycle.Tasks, id string, tty *foregroundTTY) (*lifecycle.Record, error) {
+func createTask(ctx *cli.Context, tasks *lifecycle.Tasks, id string, tty *foregroundTTY) (*lifecycle.Record, error) {
 	bundle := ctx.String("bundle")
 	spec, err := lifecycle.LoadSpec(bundle)
 	if err != nil {
@@ -60,7 +60,7 @@ func createTask(ctx *cli.Context, sup *lifecycle.Tasks, id string, tty *foregrou
 		defer sock.Close()
 		stdio = lifecycle.IO{ConsoleSocket: sock}
 	}
-	rec, err := sup.Create(context.Background(), lifecycle.CreateOptions{
+	rec, err := tasks.Create(context.Background(), lifecycle.CreateOptions{
 		ID: id, Bundle: bundle, Spec: spec, IO: stdio, ExtraFiles: preservedFds(ctx.Int("preserve-fds")),
 	})
 	if err != nil {
@@ -68,7 +68,7 @@ func createTask(ctx *cli.Context, sup *lifecycle.Tasks, id string, tty *foregrou
 	}
 	if path := ctx.String("pid-file"); path != "" {
 		if err := writePidFile(path, rec.Anchor.PID); err != nil {
-			_ = sup.Delete(context.Background(), id, true)
+			_ = tasks.Delete(context.Background(), id, true)
 			return nil, err
 		}
 	}

@@ -25,24 +25,24 @@ OOM kill in the task's cgroup, until the task's anchor exits.`,
 		cli.DurationFlag{Name: "interval", Value: 5 * time.Second, Usage: "time between stats events"},
 		cli.BoolFlag{Name: "stats", Usage: "print the task's stats once and exit"},
 	},
-	Action: taskAction(func(ctx *cli.Context, sup *lifecycle.Tasks, ref string) error {
+	Action: taskAction(func(ctx *cli.Context, tasks *lifecycle.Tasks, ref string) error {
 		interval := ctx.Duration("interval")
 		if interval <= 0 {
 			return errors.New("events: --interval must be greater than 0")
 		}
 		enc := json.NewEncoder(os.Stdout) // one event a line, as runc writes them
 		if ctx.Bool("stats") {
-			rec, err := sup.Resolve(ref) // the ID for the event, when ref is a PID
+			rec, err := tasks.Resolve(ref) // the ID for the event, when ref is a PID
 			if err != nil {
 				return err
 			}
-			st, err := sup.Stats(rec.ID)
+			st, err := tasks.Stats(rec.ID)
 			if err != nil {
 				return err
 			}
 			return enc.Encode(types.Event{Type: "stats", ID: rec.ID, Data: cgroup.RuncStats(st)})
 		}
-		return sup.Events(context.Background(), ref, interval, func(ev lifecycle.Event) error {
+		return tasks.Events(context.Background(), ref, interval, func(ev lifecycle.Event) error {
 			return enc.Encode(runcEvent(ev))
 		})
 	}),

@@ -42,11 +42,11 @@ var execCommand = cli.Command{
 			rp = reaper.NewReaper()
 			defer rp.Close()
 		}
-		sup, err := newSupervisor(ctx, rp)
+		tasks, err := newTasks(ctx, rp)
 		if err != nil {
 			return err
 		}
-		proc, err := execProcess(ctx, sup, ref)
+		proc, err := execProcess(ctx, tasks, ref)
 		if err != nil {
 			return err
 		}
@@ -64,7 +64,7 @@ var execCommand = cli.Command{
 			sigs = forwardableSignals()
 			defer signal.Stop(sigs)
 		}
-		ex, err := sup.Exec(ref, proc, stdio, preservedFds(ctx.Int("preserve-fds")))
+		ex, err := tasks.Exec(ref, proc, stdio, preservedFds(ctx.Int("preserve-fds")))
 		if err != nil {
 			return err
 		}
@@ -93,7 +93,7 @@ var execCommand = cli.Command{
 // execProcess builds the process to run: from --process, or from the
 // command line over the task's own process (its env, cwd, user and
 // capabilities), as runc does.
-func execProcess(ctx *cli.Context, sup *lifecycle.Tasks, ref string) (*specs.Process, error) {
+func execProcess(ctx *cli.Context, tasks *lifecycle.Tasks, ref string) (*specs.Process, error) {
 	if path := ctx.String("process"); path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -108,11 +108,11 @@ func execProcess(ctx *cli.Context, sup *lifecycle.Tasks, ref string) (*specs.Pro
 	if ctx.NArg() < 2 {
 		return nil, fmt.Errorf("exec: want a command after the task, or --process")
 	}
-	rec, err := sup.Resolve(ref)
+	rec, err := tasks.Resolve(ref)
 	if err != nil {
 		return nil, err
 	}
-	spec, err := sup.Store().LoadSpec(rec.Namespace, rec.ID)
+	spec, err := tasks.Store().LoadSpec(rec.Namespace, rec.ID)
 	if err != nil {
 		return nil, err
 	}

@@ -7,17 +7,17 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli"
 
-	"github.com/lf-edge/moor/anchor"
 	"github.com/lf-edge/moor/lifecycle"
 	"github.com/lf-edge/moor/nsutil"
+	"github.com/lf-edge/moor/procfs"
 )
 
 var infoCommand = cli.Command{
 	Name:      "info",
 	Usage:     "print a task's full OCI spec and what /proc shows of its anchor, as JSON",
 	ArgsUsage: "<task-id|anchor-pid>",
-	Action: taskAction(func(ctx *cli.Context, sup *lifecycle.Tasks, ref string) error {
-		info, err := taskInfo(sup, ref)
+	Action: taskAction(func(ctx *cli.Context, tasks *lifecycle.Tasks, ref string) error {
+		info, err := taskInfo(tasks, ref)
 		if err != nil {
 			return fmt.Errorf("info: %w", err)
 		}
@@ -48,12 +48,12 @@ type anchorInfo struct {
 	Root           string            `json:"root,omitempty"` // /proc/<pid>/root as the host sees it
 }
 
-func taskInfo(sup *lifecycle.Tasks, ref string) (*info, error) {
-	st, err := sup.State(ref)
+func taskInfo(tasks *lifecycle.Tasks, ref string) (*info, error) {
+	st, err := tasks.State(ref)
 	if err != nil {
 		return nil, err
 	}
-	spec, err := sup.Store().LoadSpec(st.Namespace, st.ID)
+	spec, err := tasks.Store().LoadSpec(st.Namespace, st.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +61,7 @@ func taskInfo(sup *lifecycle.Tasks, ref string) (*info, error) {
 	if st.Status == lifecycle.Stopped || st.PID == 0 {
 		return out, nil
 	}
-	a, err := readAnchor(anchor.ProcRoot, st.PID)
+	a, err := readAnchor(procfs.Root, st.PID)
 	if err != nil {
 		return nil, fmt.Errorf("task %s: %w", st.ID, err)
 	}
@@ -72,7 +72,7 @@ func taskInfo(sup *lifecycle.Tasks, ref string) (*info, error) {
 
 // readAnchor reads what /proc shows of process pid.
 func readAnchor(procRoot string, pid int) (*anchorInfo, error) {
-	p, err := anchor.ReadProcess(procRoot, pid)
+	p, err := procfs.ReadProcess(procRoot, pid)
 	if err != nil {
 		return nil, err
 	}

@@ -30,11 +30,11 @@ var killCommand = cli.Command{
 				return fmt.Errorf("kill: %w", err)
 			}
 		}
-		sup, err := newSupervisor(ctx, nil)
+		tasks, err := newTasks(ctx, nil)
 		if err != nil {
 			return err
 		}
-		return sup.Signal(ctx.Args().First(), sig, ctx.Bool("all"))
+		return tasks.Signal(ctx.Args().First(), sig, ctx.Bool("all"))
 	},
 }
 
@@ -45,8 +45,8 @@ var stopCommand = cli.Command{
 	Flags: []cli.Flag{
 		cli.DurationFlag{Name: "timeout, t", Value: 10 * time.Second, Usage: "how long the anchor gets to exit"},
 	},
-	Action: taskAction(func(ctx *cli.Context, sup *lifecycle.Tasks, ref string) error {
-		return sup.Stop(context.Background(), ref, ctx.Duration("timeout"))
+	Action: taskAction(func(ctx *cli.Context, tasks *lifecycle.Tasks, ref string) error {
+		return tasks.Stop(context.Background(), ref, ctx.Duration("timeout"))
 	}),
 }
 
@@ -57,8 +57,8 @@ var deleteCommand = cli.Command{
 	Flags: []cli.Flag{
 		cli.BoolFlag{Name: "force, f", Usage: "kill the task first if it runs; no error if it does not exist"},
 	},
-	Action: taskAction(func(ctx *cli.Context, sup *lifecycle.Tasks, ref string) error {
-		err := sup.Delete(context.Background(), ref, ctx.Bool("force"))
+	Action: taskAction(func(ctx *cli.Context, tasks *lifecycle.Tasks, ref string) error {
+		err := tasks.Delete(context.Background(), ref, ctx.Bool("force"))
 		if ctx.Bool("force") && errors.Is(err, lifecycle.ErrNotExist) {
 			return nil
 		}
@@ -70,8 +70,8 @@ var pauseCommand = cli.Command{
 	Name:      "pause",
 	Usage:     "freeze every process of a running task",
 	ArgsUsage: "<task-id|anchor-pid>",
-	Action: taskAction(func(ctx *cli.Context, sup *lifecycle.Tasks, ref string) error {
-		return sup.Pause(ref)
+	Action: taskAction(func(ctx *cli.Context, tasks *lifecycle.Tasks, ref string) error {
+		return tasks.Pause(ref)
 	}),
 }
 
@@ -79,7 +79,7 @@ var resumeCommand = cli.Command{
 	Name:      "resume",
 	Usage:     "thaw a paused task",
 	ArgsUsage: "<task-id|anchor-pid>",
-	Action: taskAction(func(ctx *cli.Context, sup *lifecycle.Tasks, ref string) error {
-		return sup.Resume(ref)
+	Action: taskAction(func(ctx *cli.Context, tasks *lifecycle.Tasks, ref string) error {
+		return tasks.Resume(ref)
 	}),
 }

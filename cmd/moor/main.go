@@ -1,5 +1,5 @@
 // Command moor is a task supervisor with runc's command line. See the
-// supervisor package for the lifecycle; this package only parses arguments,
+// lifecycle package for the tasks; this package only parses arguments,
 // calls it and turns errors into exit codes.
 package main
 

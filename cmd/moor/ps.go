@@ -8,8 +8,8 @@ import (
 
 	"github.com/urfave/cli"
 
-	"github.com/lf-edge/moor/anchor"
 	"github.com/lf-edge/moor/lifecycle"
+	"github.com/lf-edge/moor/procfs"
 )
 
 var psCommand = cli.Command{
@@ -19,8 +19,8 @@ var psCommand = cli.Command{
 	Flags: []cli.Flag{
 		cli.StringFlag{Name: "format, f", Value: "table", Usage: "table or json (a list of host PIDs)"},
 	},
-	Action: taskAction(func(ctx *cli.Context, sup *lifecycle.Tasks, ref string) error {
-		pids, err := sup.Processes(ref)
+	Action: taskAction(func(ctx *cli.Context, tasks *lifecycle.Tasks, ref string) error {
+		pids, err := tasks.Processes(ref)
 		if err != nil {
 			return err
 		}
@@ -34,7 +34,7 @@ var psCommand = cli.Command{
 			w := tabwriter.NewWriter(os.Stdout, 6, 1, 2, ' ', 0)
 			fmt.Fprintln(w, "PID\tPPID\tSTAT\tCMD")
 			for _, pid := range pids {
-				st, err := anchor.ReadStat(anchor.ProcRoot, pid)
+				st, err := procfs.ReadStat(procfs.Root, pid)
 				if err != nil {
 					continue // exited since the cgroup was read
 				}
@@ -49,7 +49,7 @@ var psCommand = cli.Command{
 
 // cmdline is the process's command line, or [comm] for a kernel-side one.
 func cmdline(pid int, comm string) string {
-	args, err := anchor.ReadCmdline(anchor.ProcRoot, pid)
+	args, err := procfs.ReadCmdline(procfs.Root, pid)
 	if err != nil || len(args) == 0 {
 		return "[" + comm + "]"
 	}

@@ -26,11 +26,11 @@ var runCommand = cli.Command{
 			return err
 		}
 		if ctx.Bool("detach") {
-			sup, err := newSupervisor(ctx, nil)
+			tasks, err := newTasks(ctx, nil)
 			if err != nil {
 				return err
 			}
-			return createAndStart(ctx, sup, id, nil)
+			return createAndStart(ctx, tasks, id, nil)
 		}
 		return runForeground(ctx, id)
 	},
@@ -38,6 +38,9 @@ var runCommand = cli.Command{
 
 // runForeground is the parent and reaper of the task's anchor: it forwards
 // the signals it gets to the anchor and exits with the anchor's status.
+// Its reaper is the process's one waiter: the task's hooks and helpers are
+// started through it (lifecycle), so it hands their exits back to whoever
+// started them and never takes them for orphans.
 func runForeground(ctx *cli.Context, id string) error {
 	rp := reaper.NewReaper()
 	defer rp.Close()
@@ -47,7 +50,7 @@ func runForeground(ctx *cli.Context, id string) error {
 	}
 	sigs := forwardableSignals()
 	defer signal.Stop(sigs)
-	sup, err := newSupervisor(ctx, rp)
+	tasks, err := newTasks(ctx, rp)
 	if err != nil {
 		return err
 	}
@@ -58,12 +61,12 @@ func runForeground(ctx *cli.Context, id string) error {
 		}
 		defer tty.Close()
 	}
-	if err := createAndStart(ctx, sup, id, tty); err != nil {
+	if err := createAndStart(ctx, tasks, id, tty); err != nil {
 		return err
 	}
 	exited := make(chan *lifecycle.Exit, 1)
 	go func() {
-		ex, err := sup.Wait(context.Background(), id)
+		ex, err := tasks.Wait(context.Background(), id)
 		if err != nil {
 			logger.Warn("wait for task", "id", id, "err", err)
 		}
@@ -77,7 +80,7 @@ func runForeground(ctx *cli.Context, id string) error {
 				tty.resize()
 				continue
 			}
-			if err := sup.Signal(id, sig.(unix.Signal), false); err != nil {
+			if err := tasks.Signal(id, sig.(unix.Signal), false); err != nil {
 				logger.Debug("forward signal", "signal", sig, "err", err)
 			}
 		case ex = <-exited:
@@ -87,7 +90,7 @@ func runForeground(ctx *cli.Context, id string) error {
 		}
 	}
 	if !ctx.Bool("keep") {
-		if err := sup.Delete(context.Background(), id, true); err != nil {
+		if err := tasks.Delete(context.Background(), id, true); err != nil {
 			return err
 		}
 	}
@@ -99,18 +102,18 @@ func runForeground(ctx *cli.Context, id string) error {
 
 // createAndStart is run's create and start; a task that fails to start is
 // deleted, leaving nothing behind.
-func createAndStart(ctx *cli.Context, sup *lifecycle.Tasks, id string, tty *foregroundTTY) error {
-	if _, err := createTask(ctx, sup, id, tty); err != nil {
+func createAndStart(ctx *cli.Context, tasks *lifecycle.Tasks, id string, tty *foregroundTTY) error {
+	if _, err := createTask(ctx, tasks, id, tty); err != nil {
 		return err
 	}
 	if tty != nil {
 		if err := tty.attach(); err != nil {
-			_ = sup.Delete(context.Background(), id, true)
+			_ = tasks.Delete(context.Background(), id, true)
 			return err
 		}
 	}
-	if _, err := sup.Start(context.Background(), id); err != nil {
-		_ = sup.Delete(context.Background(), id, true)
+	if _, err := tasks.Start(context.Background(), id); err != nil {
+		_ = tasks.Delete(context.Background(), id, true)
 		return err
 	}
 	return nil

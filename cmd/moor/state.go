@@ -20,8 +20,8 @@ var stateCommand = cli.Command{
 	Name:      "state",
 	Usage:     "print a task's state as OCI state JSON",
 	ArgsUsage: "<task-id|anchor-pid>",
-	Action: taskAction(func(ctx *cli.Context, sup *lifecycle.Tasks, ref string) error {
-		st, err := sup.State(ref)
+	Action: taskAction(func(ctx *cli.Context, tasks *lifecycle.Tasks, ref string) error {
+		st, err := tasks.State(ref)
 		if err != nil {
 			return err
 		}
@@ -40,15 +40,15 @@ var listCommand = cli.Command{
 		if ctx.NArg() != 0 {
 			return fmt.Errorf("list: takes no arguments")
 		}
-		sup, err := newSupervisor(ctx, nil)
+		tasks, err := newTasks(ctx, nil)
 		if err != nil {
 			return err
 		}
-		states, err := sup.List()
+		states, err := tasks.List()
 		if err != nil {
 			return err
 		}
-		states = append(states, untaskedServices(sup.Store().Root, ctx.GlobalString("namespace"), states)...)
+		states = append(states, untaskedServices(tasks.Store().Root, ctx.GlobalString("namespace"), states)...)
 		if ctx.Bool("quiet") {
 			for _, st := range states {
 				fmt.Println(st.ID)

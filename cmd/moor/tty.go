@@ -9,6 +9,7 @@ import (
 
 	"github.com/containerd/console"
 	"github.com/opencontainers/runc/libcontainer/utils"
+	"golang.org/x/sys/unix"
 )
 
 // foregroundTTY gives a foreground run's task a terminal: the far end of a
@@ -30,13 +31,52 @@ func newForegroundTTY() (*foregroundTTY, error) {
 	}
 	t := &foregroundTTY{local: local, remote: remote, received: make(chan error, 1), output: make(chan struct{})}
 	go func() {
-		f, err := utils.RecvFile(local)
+		f, err := recvFile(local)
 		if err == nil {
 			t.master, err = console.ConsoleFromFile(f)
 		}
 		t.received <- err
 	}()
 	return t, nil
+}
+
+// recvFile receives one file over a unix socket as libcontainer sends a
+// console master: its name as the data, its descriptor as SCM_RIGHTS. A
+// message that carries no descriptor or several is refused, and what it
+// carried is closed.
+func recvFile(socket *os.File) (*os.File, error) {
+	name, oob := make([]byte, 4096), make([]byte, unix.CmsgSpace(4))
+	var n, oobn int
+	var err error
+	for {
+		n, oobn, _, _, err = unix.Recvmsg(int(socket.Fd()), name, oob, unix.MSG_CMSG_CLOEXEC)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("recvmsg: %w", err)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil {
+		return nil, fmt.Errorf("parse control message: %w", err)
+	}
+	var fds []int
+	for i := range msgs {
+		if msgs[i].Header.Type == unix.SCM_RIGHTS {
+			got, err := unix.ParseUnixRights(&msgs[i])
+			if err == nil {
+				fds = append(fds, got...)
+			}
+		}
+	}
+	if len(fds) != 1 {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, fmt.Errorf("receive file: %d descriptors, want 1", len(fds))
+	}
+	return os.NewFile(uintptr(fds[0]), string(name[:n])), nil
 }
 
 // attach waits for the console master (sent while the task is created) and

@@ -36,11 +36,11 @@ and the flags, which win. Only what is given changes.`,
 		if err != nil {
 			return fmt.Errorf("update: %w", err)
 		}
-		sup, err := newSupervisor(ctx, nil)
+		tasks, err := newTasks(ctx, nil)
 		if err != nil {
 			return err
 		}
-		return sup.Update(ref, r)
+		return tasks.Update(ref, r)
 	},
 }
 

@@ -11,7 +11,7 @@ import (
 	"github.com/urfave/cli"
 
 	"github.com/lf-edge/moor/devicemodel"
-	"github.com/lf-edge/moor/devicemodel/bundle"
+	"github.com/lf-edge/moor/vmbundle"
 )
 
 var vmCommand = cli.Command{
@@ -52,10 +52,10 @@ app as a plain container task instead.`,
 		cli.StringFlag{Name: "device-model", Usage: "qemu's or xl's path inside the task (default: looked up in PATH)"},
 		cli.StringFlag{Name: "xl", Usage: "xl's path on the host, to destroy a Xen domain at delete"},
 		cli.StringFlag{Name: "cgroups-path", Usage: "the task's cgroup (default: the namespace's)"},
-		cli.StringFlag{Name: "anchor", Usage: "the lean anchor binary (default: " + bundle.AnchorBinary + " beside moor, if there; else moor itself)"},
+		cli.StringFlag{Name: "anchor", Usage: "the lean anchor binary (default: " + vmbundle.AnchorBinary + " beside moor, if there; else moor itself)"},
 		cli.StringFlag{Name: "app", Usage: "a container app's OCI bundle to run inside the VM (mode nohyper: as a container task)"},
-		cli.StringFlag{Name: "guest-init", Usage: "the guest init binary of --app (default: " + bundle.GuestInitBinary + " beside moor)"},
-		cli.StringFlag{Name: "kernel-modules", Usage: "the guest kernel's module directory for --app, or " + bundle.NoModules + " (default: /lib/modules/<the kernel's release>)"},
+		cli.StringFlag{Name: "guest-init", Usage: "the guest init binary of --app (default: " + vmbundle.GuestInitBinary + " beside moor)"},
+		cli.StringFlag{Name: "kernel-modules", Usage: "the guest kernel's module directory for --app, or " + vmbundle.NoModules + " (default: /lib/modules/<the kernel's release>)"},
 	},
 	Action: func(ctx *cli.Context) error {
 		if ctx.NArg() != 0 {
@@ -94,7 +94,7 @@ func writeVMBundle(ctx *cli.Context) error {
 	if self, err = filepath.EvalSymlinks(self); err != nil {
 		return fmt.Errorf("find moor: %w", err)
 	}
-	return bundle.Write(vm, bundle.Options{
+	return vmbundle.Write(vm, vmbundle.Options{
 		Dir: ctx.String("bundle"), Moor: self, Anchor: ctx.String("anchor"), Loader: ctx.String("loader"),
 		Grace: ctx.Duration("grace"), DeviceModel: ctx.String("device-model"), XL: ctx.String("xl"),
 		CgroupsPath: ctx.String("cgroups-path"), App: ctx.String("app"),
@@ -113,7 +113,7 @@ and pidfile the device model left in the run directory.`,
 		if err := json.NewDecoder(os.Stdin).Decode(&st); err != nil {
 			return fmt.Errorf("vm poststop: read state: %w", err)
 		}
-		if err := bundle.Poststop(st.Annotations); err != nil {
+		if err := vmbundle.Poststop(st.Annotations); err != nil {
 			return fmt.Errorf("vm poststop %s: %w", st.ID, err)
 		}
 		return nil

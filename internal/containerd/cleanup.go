@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lf-edge/moor/anchor"
+	"github.com/lf-edge/moor/procfs"
 )
 
 // ctrRunDirs are directories containerd (1.6 and 2.x) and ctr use outside a
@@ -90,7 +91,7 @@ func (d *Daemon) Shims() ([]Shim, error) {
 		if err != nil {
 			continue
 		}
-		args, err := anchor.ReadCmdline("/proc", pid)
+		args, err := procfs.ReadCmdline("/proc", pid)
 		if err != nil {
 			continue // gone meanwhile
 		}
@@ -131,7 +132,7 @@ func killProcess(pid int, args []string) error {
 		return err
 	}
 	defer h.Close()
-	if now, err := anchor.ReadCmdline("/proc", pid); err != nil || !slices.Equal(now, args) {
+	if now, err := procfs.ReadCmdline("/proc", pid); err != nil || !slices.Equal(now, args) {
 		return fmt.Errorf("pid %d is no longer the shim: %w", pid, anchor.ErrGone)
 	}
 	if err := h.Signal(unix.SIGKILL); err != nil {

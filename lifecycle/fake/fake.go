@@ -17,6 +17,7 @@ import (
 
 	"github.com/lf-edge/moor/anchor"
 	"github.com/lf-edge/moor/lifecycle"
+	"github.com/lf-edge/moor/procfs"
 )
 
 // Step names a step of a fake container that Fail can make fail.
@@ -133,7 +134,7 @@ func (c *Container) Start(p *libcontainer.Process) (int, error) {
 	c.mu.Lock()
 	c.pid, c.gate = pid, gateW
 	c.mu.Unlock()
-	if id, err := anchor.Capture(anchor.ProcRoot, pid); err == nil {
+	if id, err := anchor.Capture(procfs.Root, pid); err == nil {
 		c.start = id.StartTime
 	}
 	return pid, os.MkdirAll(c.MemoryDir(), 0o755)
@@ -252,7 +253,7 @@ func (c *Container) livePIDs() []int {
 		if pid <= 0 {
 			continue
 		}
-		if st, err := anchor.ReadStat(anchor.ProcRoot, pid); err == nil && !st.Exited() && (pid != c.pid || st.StartTime == c.start) {
+		if st, err := procfs.ReadStat(procfs.Root, pid); err == nil && !st.Exited() && (pid != c.pid || st.StartTime == c.start) {
 			live = append(live, pid)
 		}
 	}

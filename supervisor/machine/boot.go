@@ -15,7 +15,8 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
 
-	"github.com/lf-edge/moor/anchor"
+	"github.com/lf-edge/moor/procfs"
+	"github.com/lf-edge/moor/reaper"
 	"github.com/lf-edge/moor/supervisor"
 )
 
@@ -136,6 +137,12 @@ func Boot(opts Options) error {
 	}
 	m.log.Info("moor is the machine's init", "kernel", m.release)
 	m.setup()
+	// The machine's one waiter, from its first child (the setup starts
+	// none) to its end: the init system's, then the halt's.
+	rp := reaper.NewReaper()
+	rp.OnOrphan(func(r reaper.Reaped) { m.log.Debug("reaped orphan", "pid", r.PID, "code", r.Code()) })
+	m.sys = realSys{reaper: rp}
+	opts.Manager.Reaper = rp
 	m.halt(m.run(opts, base, con))
 	return nil // not reached: halt does not return
 }
@@ -222,7 +229,7 @@ func (m *machine) notify(state string) {
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
 	var rss uint64
-	if st, err := anchor.ReadStatus(m.path("/proc"), os.Getpid()); err == nil {
+	if st, err := procfs.ReadStatus(m.path("/proc"), os.Getpid()); err == nil {
 		rss = st.RSSKiB
 	}
 	m.log.Info("machine ready", "boot_ready_ms", ts.Nano()/int64(time.Millisecond), "rss_kib", rss)

@@ -20,7 +20,12 @@
 // image's contents) take readers or a root directory and are tested on
 // their own.
 //
+// It has one waiter for its children, the reaper it makes once the setup
+// is done: the init system's (ManagerOptions.Reaper) while the tree runs,
+// and still the one that collects what is left as the machine goes down.
+//
 // Concurrency: Boot runs on the caller's goroutine until the machine
 // halts; the signal forwarder and one reader per power-button device run
-// on goroutines of their own and only send on a channel.
+// on goroutines of their own and only send on a channel; the reaper runs
+// on its own goroutine.
 package machine

@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lf-edge/moor/reaper"
 )
 
 // sys is the privileged edge of a machine's init: every call that
@@ -26,14 +28,17 @@ type sys interface {
 	// KillAll signals every process but this one.
 	KillAll(sig unix.Signal) error
 	// Reap reaps the children that have exited and reports whether any
-	// child is left.
+	// child is left, through the machine's one reaper.
 	Reap() bool
 	SwitchRoot(newRoot string) error
 	Exec(path string, argv, env []string) error
 }
 
-// realSys makes the calls. Only Boot makes one.
-type realSys struct{}
+// realSys makes the calls. Only Boot makes one; it gives it the
+// machine's reaper once it has one, after the setup.
+type realSys struct {
+	reaper *reaper.Reaper
+}
 
 func (realSys) Mount(source, target, fstype string, flags uintptr, data string) error {
 	if err := unix.Mount(source, target, fstype, flags, data); err != nil {
@@ -133,19 +138,10 @@ func (realSys) KillAll(sig unix.Signal) error {
 	return nil
 }
 
-// Reap reaps every child that has exited and reports whether any is left.
-func (realSys) Reap() bool {
-	for {
-		pid, err := unix.Wait4(-1, nil, unix.WNOHANG, nil)
-		switch {
-		case errors.Is(err, unix.EINTR):
-		case err != nil:
-			return false // ECHILD: none left
-		case pid == 0:
-			return true
-		}
-	}
-}
+// Reap reaps every child that has exited and reports whether any is left,
+// through the machine's reaper: it stays the one waiter once the init
+// system is done.
+func (s realSys) Reap() bool { return s.reaper.ReapNow() }
 
 // SwitchRoot makes newRoot, a mount point, the root: chdir, move, chroot.
 func (realSys) SwitchRoot(newRoot string) error {

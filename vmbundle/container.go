@@ -1,4 +1,4 @@
-package bundle
+package vmbundle
 
 import (
 	"fmt"
@@ -8,8 +8,8 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/lf-edge/moor/devicemodel"
-	"github.com/lf-edge/moor/devicemodel/taskspec"
 	"github.com/lf-edge/moor/lifecycle"
+	"github.com/lf-edge/moor/vmbundle/taskspec"
 )
 
 // WriteContainer writes the bundle of a VM of mode nohyper: EVE runs such

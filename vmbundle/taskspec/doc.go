@@ -9,8 +9,10 @@
 // app's root and bind volumes are bind-mounted into the task and shared
 // with the guest over 9p, and the guest boots the app's initramfs.
 //
-// It is apart from devicemodel so that the anchor, which links
-// devicemodel, does not link the runtime spec.
+// It is part of vmbundle, the host side of hypervisor tasks, and apart
+// from devicemodel so that the anchor, which links devicemodel, does not
+// link the runtime spec. It is a package of its own because it is pure:
+// vmbundle writes files, taskspec only builds the spec.
 //
 // It must not touch the host: it is pure.
 //

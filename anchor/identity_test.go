@@ -5,37 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/lf-edge/moor/procfs"
 )
-
-const statLine = "4242 (we ird) (name)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n"
-
-func TestParseStat(t *testing.T) {
-	st, err := ParseStat(strings.NewReader(statLine))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := Stat{PID: 4242, Comm: "we ird) (name)", State: 'S', PPID: 1, StartTime: 987654}
-	if st != want {
-		t.Fatalf("got %+v, want %+v", st, want)
-	}
-	for _, bad := range []string{"", "12 no-parens S 1", "12 (x) S 1 2 3"} {
-		if _, err := ParseStat(strings.NewReader(bad)); err == nil {
-			t.Errorf("ParseStat(%q) succeeded", bad)
-		}
-	}
-}
-
-func TestParseStatus(t *testing.T) {
-	st, err := ParseStatus(strings.NewReader("Name:\tsleep\nVmRSS:\t   1234 kB\nThreads:\t3\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st != (Status{RSSKiB: 1234, Threads: 3}) {
-		t.Fatalf("got %+v", st)
-	}
-}
 
 // fakeProc writes /proc/<pid>/stat under a temporary proc root.
 func fakeProc(t *testing.T, pid int, state byte, start uint64) string {
@@ -79,11 +52,11 @@ func TestIdentityCheck(t *testing.T) {
 }
 
 func TestHandleOnSelf(t *testing.T) {
-	id, err := Capture(ProcRoot, os.Getpid())
+	id, err := Capture(procfs.Root, os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := id.Open(ProcRoot)
+	h, err := id.Open(procfs.Root)
 	if err != nil {
 		t.Skipf("pidfd not supported here: %v", err)
 	}
@@ -92,7 +65,7 @@ func TestHandleOnSelf(t *testing.T) {
 		t.Fatalf("Exited on a live process: %v %v", exited, err)
 	}
 	forged := Identity{PID: id.PID, StartTime: id.StartTime + 1}
-	if _, err := forged.Open(ProcRoot); !errors.Is(err, ErrGone) {
+	if _, err := forged.Open(procfs.Root); !errors.Is(err, ErrGone) {
 		t.Fatalf("Open with a foreign start time: %v, want ErrGone", err)
 	}
 }

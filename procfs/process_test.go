@@ -1,4 +1,4 @@
-package anchor
+package procfs
 
 import (
 	"errors"
@@ -32,7 +32,7 @@ func TestParseCgroups(t *testing.T) {
 // TestReadCgroupsAsLibcontainer: moor info showed what the cgroups
 // library reads of /proc/<pid>/cgroup; ReadCgroups reads the same.
 func TestReadCgroupsAsLibcontainer(t *testing.T) {
-	got, err := ReadCgroups(ProcRoot, os.Getpid())
+	got, err := ReadCgroups(Root, os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,8 +72,9 @@ func writeProc(t *testing.T, root string, files map[string]string) {
 }
 
 func TestReadProcess(t *testing.T) {
-	root := fakeProc(t, 77, 'S', 250)
+	root := t.TempDir()
 	writeProc(t, root, map[string]string{
+		"77/stat":   "77 (sleep) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 250 0 0\n",
 		"77/status": "Name:\tsleep\nVmRSS:\t 512 kB\nThreads:\t2\n",
 		"77/cgroup": "0::/moor-test/x\n",
 		"stat":      "btime 1000\n",
@@ -123,7 +124,7 @@ func TestReadCmdline(t *testing.T) {
 	if _, err := ReadCmdline(root, 7); !errors.Is(err, ErrGone) {
 		t.Fatalf("ReadCmdline of a missing pid: %v, want ErrGone", err)
 	}
-	self, err := ReadCmdline(ProcRoot, os.Getpid())
+	self, err := ReadCmdline(Root, os.Getpid())
 	if err != nil || len(self) == 0 || self[0] != os.Args[0] {
 		t.Fatalf("ReadCmdline of this test = %q, %v, want %s first", self, err, strconv.Quote(os.Args[0]))
 	}

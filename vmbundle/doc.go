@@ -1,6 +1,6 @@
-// Package bundle writes the bundle of a hypervisor task and undoes, at
+// Package vmbundle writes the bundle of a hypervisor task and undoes, at
 // delete, what such a task leaves on the host. Write turns a VM
-// description into config.json (built by devicemodel/taskspec) and the
+// description into config.json (built by vmbundle/taskspec) and the
 // task's run directory: the VM description as the task sees it and, for
 // a VM with firmwareVars, the VM's own copy of its UEFI variable store,
 // made once and kept. With an app bundle it also builds the app's
@@ -11,8 +11,10 @@
 // anchor could not and removes the sockets and files the device model left
 // in the run directory.
 //
-// It is apart from devicemodel because it needs the runtime spec, which
-// the lean anchor (cmd/moor-anchor) must not link.
+// It sits above the lifecycle, whose spec rules it applies (LoadSpec,
+// RequireMinimumSpec), and apart from devicemodel, the VM core below the
+// lifecycle that the lean anchor (cmd/moor-anchor) links: it needs the
+// runtime spec, which the anchor must not link.
 //
 // It must not start tasks or signal processes; the only programs it runs
 // are xl, for a Xen domain's destroy, and the decompressors of xz and zstd
@@ -21,4 +23,4 @@
 // Concurrency: Write and Poststop keep no state; two Writes to one bundle
 // must not run at once (the variable-store copy alone is safe: it never
 // replaces a copy that is there).
-package bundle
+package vmbundle

@@ -1,4 +1,4 @@
-package bundle
+package vmbundle
 
 import (
 	"encoding/json"
@@ -14,8 +14,8 @@ import (
 
 	"github.com/lf-edge/moor/atomicfile"
 	"github.com/lf-edge/moor/devicemodel"
-	"github.com/lf-edge/moor/devicemodel/taskspec"
 	"github.com/lf-edge/moor/lifecycle"
+	"github.com/lf-edge/moor/vmbundle/taskspec"
 )
 
 // SpecFile is the task's spec in the bundle.

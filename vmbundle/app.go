@@ -1,4 +1,4 @@
-package bundle
+package vmbundle
 
 import (
 	"bytes"
@@ -15,9 +15,9 @@ import (
 	"github.com/lf-edge/moor/atomicfile"
 	"github.com/lf-edge/moor/devicemodel"
 	"github.com/lf-edge/moor/devicemodel/guest"
-	"github.com/lf-edge/moor/devicemodel/taskspec"
 	"github.com/lf-edge/moor/initramfs"
 	"github.com/lf-edge/moor/lifecycle"
+	"github.com/lf-edge/moor/vmbundle/taskspec"
 )
 
 // GuestInitBinary is the guest init's file name, looked for beside moor.

@@ -1,4 +1,4 @@
-package anchor
+package procfs
 
 import (
 	"bufio"
@@ -12,8 +12,12 @@ import (
 	"strings"
 )
 
-// ProcRoot is where the host's procfs is mounted.
-const ProcRoot = "/proc"
+// Root is where the host's procfs is mounted.
+const Root = "/proc"
+
+// ErrGone means the process does not exist: it has exited and been
+// reaped, or never was.
+var ErrGone = errors.New("process is gone")
 
 // Stat is the part of /proc/<pid>/stat that moor uses.
 type Stat struct {
@@ -63,15 +67,26 @@ func ParseStat(r io.Reader) (Stat, error) {
 // ReadStat reads /proc/<pid>/stat under procRoot. A process that does not
 // exist gives an error for which errors.Is(err, ErrGone) holds.
 func ReadStat(procRoot string, pid int) (Stat, error) {
-	f, err := os.Open(filepath.Join(procRoot, strconv.Itoa(pid), "stat"))
+	return readPID(procRoot, pid, "stat", ParseStat)
+}
+
+// readPID parses /proc/<pid>/<name> under procRoot. A process that does
+// not exist gives an error for which errors.Is(err, ErrGone) holds.
+func readPID[T any](procRoot string, pid int, name string, parse func(io.Reader) (T, error)) (T, error) {
+	var zero T
+	f, err := os.Open(filepath.Join(procRoot, strconv.Itoa(pid), name))
+	if errors.Is(err, os.ErrNotExist) {
+		return zero, fmt.Errorf("read %s of pid %d: %w", name, pid, ErrGone)
+	}
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return Stat{}, fmt.Errorf("read stat of pid %d: %w", pid, ErrGone)
-		}
-		return Stat{}, fmt.Errorf("read stat of pid %d: %w", pid, err)
+		return zero, fmt.Errorf("read %s of pid %d: %w", name, pid, err)
 	}
 	defer f.Close()
-	return ParseStat(f)
+	v, err := parse(f)
+	if err != nil {
+		return zero, fmt.Errorf("read %s of pid %d: %w", name, pid, err)
+	}
+	return v, nil
 }
 
 // Status is the part of /proc/<pid>/status that moor reports.
@@ -113,15 +128,7 @@ func ParseStatus(r io.Reader) (Status, error) {
 
 // ReadStatus reads /proc/<pid>/status under procRoot.
 func ReadStatus(procRoot string, pid int) (Status, error) {
-	f, err := os.Open(filepath.Join(procRoot, strconv.Itoa(pid), "status"))
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return Status{}, fmt.Errorf("read status of pid %d: %w", pid, ErrGone)
-		}
-		return Status{}, fmt.Errorf("read status of pid %d: %w", pid, err)
-	}
-	defer f.Close()
-	return ParseStatus(f)
+	return readPID(procRoot, pid, "status", ParseStatus)
 }
 
 func truncate(b []byte) []byte {

@@ -1,4 +1,4 @@
-package anchor
+package procfs
 
 import (
 	"bufio"
@@ -81,19 +81,7 @@ func ParseCgroups(r io.Reader) (map[string]string, error) {
 
 // ReadCgroups reads /proc/<pid>/cgroup under procRoot.
 func ReadCgroups(procRoot string, pid int) (map[string]string, error) {
-	f, err := os.Open(filepath.Join(procRoot, strconv.Itoa(pid), "cgroup"))
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("read cgroups of pid %d: %w", pid, ErrGone)
-		}
-		return nil, fmt.Errorf("read cgroups of pid %d: %w", pid, err)
-	}
-	defer f.Close()
-	cg, err := ParseCgroups(f)
-	if err != nil {
-		return nil, fmt.Errorf("read cgroups of pid %d: %w", pid, err)
-	}
-	return cg, nil
+	return readPID(procRoot, pid, "cgroup", ParseCgroups)
 }
 
 // ParseBootTime reads the btime line of the contents of /proc/stat.
@@ -127,12 +115,9 @@ func ReadBootTime(procRoot string) (time.Time, error) {
 // ReadCmdline reads the arguments of process pid from /proc/<pid>/cmdline
 // under procRoot; none for a kernel thread or a zombie.
 func ReadCmdline(procRoot string, pid int) ([]string, error) {
-	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "cmdline"))
+	b, err := readPID(procRoot, pid, "cmdline", io.ReadAll)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("read cmdline of pid %d: %w", pid, ErrGone)
-		}
-		return nil, fmt.Errorf("read cmdline of pid %d: %w", pid, err)
+		return nil, err
 	}
 	b = bytes.TrimRight(b, "\x00")
 	if len(b) == 0 {
