@@ -29,6 +29,20 @@ type Options struct {
 	// StartTimeout bounds the device model's start (QMP up, domain made).
 	StartTimeout time.Duration
 	Logger       *slog.Logger
+	// Signals, when set, is where Run takes its signals from instead of
+	// the process's own (os/signal): a test feeds them through it.
+	Signals <-chan os.Signal
+	// Reaper, when set, is the process's one reaper and stays the
+	// caller's: Run neither becomes a subreaper nor makes a reaper of its
+	// own, and does not close it.
+	Reaper *reaper.Reaper
+
+	// newBackend makes the device model; newDeviceModel (qemu or xl) when
+	// nil. Unit tests pass a fake.
+	newBackend func(o Options, rp *reaper.Reaper, events chan<- event, app *appChannel) backend
+	// after is the clock of the grace and the kill timers; time.After
+	// when nil.
+	after func(time.Duration) <-chan time.Time
 }
 
 // event is what a backend reports to the loop.
@@ -70,49 +84,32 @@ func Run(ctx context.Context, o Options) (devicemodel.Outcome, error) {
 	if err := o.defaults(); err != nil {
 		return out, err
 	}
-	if err := reaper.BecomeSubreaper(); err != nil {
+	rp, release, err := o.reaper()
+	if err != nil {
 		return out, err
 	}
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGUSR1, unix.SIGUSR2)
-	if o.VM.App {
-		signal.Notify(sigs, appSignals...)
-		// The app's output goes to the anchor's stdout and stderr: a
-		// write to a pipe whose reader went must fail, not kill the
-		// anchor (Go's default for SIGPIPE on fds 1 and 2).
-		signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
-	}
-	defer signal.Stop(sigs)
-	rp := reaper.NewReaper()
-	defer rp.Close()
-	rp.OnOrphan(func(r reaper.Reaped) { o.Logger.Debug("reaped", "pid", r.PID, "code", r.Code()) })
+	defer release()
+	sigs, stop := o.signals()
+	defer stop()
 
 	events := make(chan event, 16)
-	var b backend
 	var app *appChannel
-	if o.VM.IsQemu() {
-		q := newQemu(o, rp, events)
-		if o.VM.App {
-			app = &appChannel{log: o.Logger, events: events}
-			q.app = app
-		}
-		b = q
-	} else {
-		b = newXL(o, rp, events)
+	if o.VM.App && o.VM.IsQemu() {
+		app = &appChannel{log: o.Logger, events: events}
 	}
+	b := o.newBackend(o, rp, events, app)
 	l := &loop{o: o, b: b, app: app, state: devicemodel.RunState{State: devicemodel.GuestStarting, Hypervisor: o.VM.Hypervisor}}
 	if err := removeStale(filepath.Join(o.Dir, devicemodel.RunStateFile)); err != nil {
 		return out, err
 	}
 	l.publish()
 	startCtx, cancel := context.WithTimeout(ctx, o.StartTimeout)
-	err := b.start(startCtx)
+	err = b.start(startCtx)
 	cancel()
 	if err != nil {
 		l.state.DeviceModelPID = b.pid()
-		b.kill()
 		reason := err.Error()
-		if ev, ok := gone(events); ok {
+		if ev, ok := l.killStarted(events); ok {
 			reason = ev.reason + ": " + reason
 		}
 		l.end(devicemodel.EndCrashed, reason)
@@ -130,10 +127,59 @@ func Run(ctx context.Context, o Options) (devicemodel.Outcome, error) {
 	return out, nil
 }
 
-// gone waits briefly for the device model's exit after a failed start, for
-// the reason it gives.
-func gone(events <-chan event) (event, bool) {
-	timeout := time.After(killAfter)
+// reaper is the process's one reaper: the caller's, or Run's own once the
+// process is a subreaper; release closes Run's own.
+func (o *Options) reaper() (rp *reaper.Reaper, release func(), err error) {
+	if o.Reaper != nil {
+		return o.Reaper, func() {}, nil
+	}
+	if err := reaper.BecomeSubreaper(); err != nil {
+		return nil, nil, err
+	}
+	rp = reaper.NewReaper()
+	rp.OnOrphan(func(r reaper.Reaped) { o.Logger.Debug("reaped", "pid", r.PID, "code", r.Code()) })
+	return rp, rp.Close, nil
+}
+
+// signals are the signals Run handles: the caller's, or the process's own
+// until stop.
+func (o *Options) signals() (sigs <-chan os.Signal, stop func()) {
+	if o.Signals != nil {
+		return o.Signals, func() {}
+	}
+	own := make(chan os.Signal, 8)
+	signal.Notify(own, unix.SIGTERM, unix.SIGINT, unix.SIGUSR1, unix.SIGUSR2)
+	if o.VM.App {
+		signal.Notify(own, appSignals...)
+		// The app's output goes to the anchor's stdout and stderr: a
+		// write to a pipe whose reader went must fail, not kill the
+		// anchor (Go's default for SIGPIPE on fds 1 and 2).
+		signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
+	}
+	return own, func() { signal.Stop(own) }
+}
+
+// newDeviceModel is the device model of o.VM: qemu, with a container
+// app's ports when app is set, or xl.
+func newDeviceModel(o Options, rp *reaper.Reaper, events chan<- event, app *appChannel) backend {
+	if o.VM.IsQemu() {
+		q := newQemu(o, rp, events)
+		q.app = app
+		return q
+	}
+	return newXL(o, rp, events)
+}
+
+// killStarted kills what a failed start left of the device model and, when
+// a process had started, waits briefly for its exit, for the reason it
+// gives.
+func (l *loop) killStarted(events <-chan event) (event, bool) {
+	started := l.b.pid() != 0
+	l.b.kill()
+	if !started {
+		return event{}, false
+	}
+	timeout := l.o.after(killAfter)
 	for {
 		select {
 		case ev := <-events:
@@ -161,6 +207,12 @@ func (o *Options) defaults() error {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.newBackend == nil {
+		o.newBackend = newDeviceModel
+	}
+	if o.after == nil {
+		o.after = time.After
 	}
 	return nil
 }
@@ -294,7 +346,7 @@ func (l *loop) hardStop(ctx context.Context, e devicemodel.End, reason string) {
 		l.b.kill()
 		return
 	}
-	l.kill = time.After(killAfter)
+	l.kill = l.o.after(killAfter)
 }
 
 func (l *loop) signal(ctx context.Context, sig unix.Signal) {
@@ -318,7 +370,7 @@ func (l *loop) signal(ctx context.Context, sig unix.Signal) {
 		}
 		if !l.stopping {
 			l.stopping = true
-			l.grace = time.After(l.o.Grace)
+			l.grace = l.o.after(l.o.Grace)
 		}
 	case unix.SIGUSR1:
 		if err := l.b.pause(cctx); err != nil {

@@ -35,6 +35,12 @@
 // a regexp engine...) is resident memory of every hypervisor task. Its
 // dependencies are checked by cmd/moor-anchor's TestLeanDependencies.
 //
+// Its seams are in Options: Signals and Reaper replace the process's own
+// signals and reaper (a test feeds signals and holds the one reaper of its
+// process), and the unit tests put a fake device model and a fake clock
+// in place of qemu or xl and of the grace's timers.
+//
 // Concurrency: Run owns the process's children and its signal handlers for
-// the signals above and SIGCHLD; call it once per process.
+// the signals above and SIGCHLD (unless Options.Reaper and Signals are
+// given); call it once per process.
 package vmm

@@ -24,7 +24,6 @@ type xlBackend struct {
 	o      Options
 	events chan<- event
 	drv    *xl.Driver
-	done   chan struct{}
 }
 
 func newXL(o Options, r *reaper.Reaper, events chan<- event) *xlBackend {
@@ -33,7 +32,7 @@ func newXL(o Options, r *reaper.Reaper, events chan<- event) *xlBackend {
 		bin = "xl"
 	}
 	run := &reapedRunner{bin: bin, reaper: r, log: o.Logger}
-	return &xlBackend{o: o, events: events, drv: &xl.Driver{Run: run, Name: o.VM.Name}, done: make(chan struct{})}
+	return &xlBackend{o: o, events: events, drv: &xl.Driver{Run: run, Name: o.VM.Name}}
 }
 
 func (x *xlBackend) pid() int { return 0 }
@@ -69,12 +68,7 @@ func (x *xlBackend) start(ctx context.Context) error {
 func (x *xlBackend) poll() {
 	t := time.NewTicker(x.o.Poll)
 	defer t.Stop()
-	for {
-		select {
-		case <-x.done:
-			return
-		case <-t.C:
-		}
+	for range t.C {
 		ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 		dom, err := x.drv.State(ctx)
 		cancel()

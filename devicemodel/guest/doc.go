@@ -31,6 +31,11 @@
 // x/sys, devicemodel (the protocol) and reaper, so that moor-guest stays
 // small: it is read from the initramfs into the guest's RAM.
 //
+// Its seams are the guest value Run makes: the root of its file systems,
+// the kernel (mounts, modules, kill, reboot), how the ports are opened and
+// the binary re-executed as the exec stage; unit tests give a temp dir, a
+// fake kernel, socket pairs and a script.
+//
 // Concurrency: Run owns the process and is called once, from main; the
 // exec stage (Exec) replaces the process.
 package guest

@@ -31,13 +31,16 @@ var rlimits = map[string]int{
 // executes the app in its place. It returns only on failure, with the
 // exit status the stage must end with; the reason went to stderr (the
 // app's stderr port).
-func Exec(stderr io.Writer) int {
-	cfg, err := ReadConfig(ConfigFile)
+func Exec(stderr io.Writer) int { return execStage(ConfigFile, AppRoot, stderr) }
+
+// execStage is Exec with the configuration file and the app's root given.
+func execStage(file, root string, stderr io.Writer) int {
+	cfg, err := ReadConfig(file)
 	if err != nil {
 		fmt.Fprintf(stderr, "moor-guest: %v\n", err)
 		return ExitSetup
 	}
-	code, err := execApp(cfg.Process, AppRoot)
+	code, err := execApp(cfg.Process, root)
 	fmt.Fprintf(stderr, "moor-guest: %v\n", err)
 	return code
 }

@@ -33,50 +33,98 @@ func Run() {
 	}
 	rp := reaper.NewReaper() // the guest's one reaper, from the start
 	rp.OnOrphan(func(reaper.Reaped) {})
-	c, out, errOut, err := boot()
+	g := &guest{root: "/", sys: linux{}, self: "/proc/self/exe"}
+	g.port = func(name string) (*os.File, error) { return g.findPort(name, portTimeout) }
+	g.run(rp)
+	g.powerOff()
+}
+
+// guest is the guest init's world: the root of its file systems, the
+// kernel, how it opens the app's ports and the binary it re-executes as
+// the exec stage. Run gives it the machine's; unit tests a temp dir, a
+// fake kernel, socket pairs and a script.
+type guest struct {
+	root string // "/" in a guest
+	sys  kernel
+	port func(name string) (*os.File, error)
+	self string
+}
+
+// kernel is what the guest init asks of the kernel beside files and
+// processes: a fake records it in unit tests, where mounting, killing
+// every process and powering off are not to be done.
+type kernel interface {
+	Mount(source, target, fstype string, flags uintptr, data string) error
+	FinitModule(fd int, params string, flags int) error
+	Sethostname(name []byte) error
+	Kill(pid int, sig unix.Signal) error
+	Reboot(cmd int) error
+	Sync()
+}
+
+// linux is the kernel of the guest.
+type linux struct{}
+
+func (linux) Mount(source, target, fstype string, flags uintptr, data string) error {
+	return unix.Mount(source, target, fstype, flags, data)
+}
+func (linux) FinitModule(fd int, params string, flags int) error {
+	return unix.FinitModule(fd, params, flags)
+}
+func (linux) Sethostname(name []byte) error       { return unix.Sethostname(name) }
+func (linux) Kill(pid int, sig unix.Signal) error { return unix.Kill(pid, sig) }
+func (linux) Reboot(cmd int) error                { return unix.Reboot(cmd) }
+func (linux) Sync()                               { unix.Sync() }
+
+// path is p, a path of the guest's, below the guest init's root.
+func (g *guest) path(p string) string { return filepath.Join(g.root, p) }
+
+// run boots the guest, runs the app and reports how it ended: everything
+// but the power off.
+func (g *guest) run(rp *reaper.Reaper) {
+	c, out, errOut, err := g.boot()
 	if err != nil {
 		logf("%v", err)
 		if c == nil {
-			powerOff()
+			return
 		}
 		c.send(devicemodel.Message{Kind: devicemodel.MsgError, Text: err.Error()})
 		c.report(devicemodel.Message{Kind: devicemodel.MsgExit, Code: ExitSetup})
-		powerOff()
+		return
 	}
-	exit := runApp(rp, c, out, errOut)
-	killAll()
-	unix.Sync()
+	exit := g.runApp(rp, c, out, errOut)
+	g.killAll()
+	g.sys.Sync()
 	logf("app ended: %s", exit.String())
 	c.report(exit)
-	powerOff()
 }
 
 // boot sets the guest up for the app: the early mounts, the modules, the
 // ports, the app's root and mounts, the host name. The control port is
 // returned as soon as it is open, even with an error after it.
-func boot() (*control, *os.File, *os.File, error) {
-	if err := earlyMounts(); err != nil {
+func (g *guest) boot() (*control, *os.File, *os.File, error) {
+	if err := g.earlyMounts(); err != nil {
 		return nil, nil, nil, err
 	}
-	cfg, err := ReadConfig(ConfigFile)
+	cfg, err := ReadConfig(g.path(ConfigFile))
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if err := loadModules(cfg.Modules); err != nil {
+	if err := g.loadModules(cfg.Modules); err != nil {
 		return nil, nil, nil, err
 	}
 	ports := make([]*os.File, 3)
 	for i, name := range []string{devicemodel.PortControl, devicemodel.PortStdout, devicemodel.PortStderr} {
-		if ports[i], err = findPort(name, portTimeout); err != nil {
+		if ports[i], err = g.port(name); err != nil {
 			return nil, nil, nil, err
 		}
 	}
 	c := newControl(ports[0])
-	if err := mountApp(cfg); err != nil {
+	if err := g.mountApp(cfg); err != nil {
 		return c, nil, nil, err
 	}
 	if cfg.Hostname != "" {
-		if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
+		if err := g.sys.Sethostname([]byte(cfg.Hostname)); err != nil {
 			return c, nil, nil, fmt.Errorf("set hostname: %w", err)
 		}
 	}
@@ -87,13 +135,13 @@ func boot() (*control, *os.File, *os.File, error) {
 // file system that will not mount is logged and left out; a share that
 // will not is an error. A read-only root the guest overlaid to make its
 // mount points is made read-only again once they are used.
-func mountApp(cfg *Config) error {
-	sealed, err := mountRoot(cfg)
+func (g *guest) mountApp(cfg *Config) error {
+	sealed, err := g.mountRoot(cfg)
 	if err != nil {
 		return err
 	}
 	for _, m := range cfg.Mounts {
-		if err := mount(AppRoot, m); err != nil {
+		if err := g.mount(g.path(AppRoot), m); err != nil {
 			if errors.Is(err, errMount) {
 				return err
 			}
@@ -101,7 +149,7 @@ func mountApp(cfg *Config) error {
 		}
 	}
 	if sealed {
-		return sealRoot()
+		return g.sealRoot()
 	}
 	return nil
 }
@@ -109,20 +157,20 @@ func mountApp(cfg *Config) error {
 // runApp starts the app through the exec stage, forwards the anchor's
 // signals to it and says how it ended. A signal before the start ends it
 // before it starts.
-func runApp(rp *reaper.Reaper, c *control, out, errOut *os.File) devicemodel.Message {
+func (g *guest) runApp(rp *reaper.Reaper, c *control, out, errOut *os.File) devicemodel.Message {
 	select {
 	case sig := <-c.signals:
 		logf("signal %d before the app started: not starting it", sig)
 		return devicemodel.Message{Kind: devicemodel.MsgExit, Signal: sig}
 	default:
 	}
-	null, err := os.Open("/dev/null")
+	null, err := os.Open(g.path("/dev/null"))
 	if err != nil {
 		return setupFailed(c, fmt.Errorf("open /dev/null: %w", err))
 	}
 	defer null.Close()
 	cmd := &exec.Cmd{
-		Path: "/proc/self/exe", Args: []string{ExecStage}, Env: []string{},
+		Path: g.self, Args: []string{ExecStage}, Env: []string{},
 		Stdin: null, Stdout: out, Stderr: errOut,
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
@@ -135,7 +183,7 @@ func runApp(rp *reaper.Reaper, c *control, out, errOut *os.File) devicemodel.Mes
 	for {
 		select {
 		case sig := <-c.signals:
-			if err := unix.Kill(pid, unix.Signal(sig)); err != nil {
+			if err := g.sys.Kill(pid, unix.Signal(sig)); err != nil {
 				logf("signal %d to the app: %v", sig, err)
 			}
 		case r := <-done:
@@ -156,12 +204,13 @@ func setupFailed(c *control, err error) devicemodel.Message {
 
 // killAll kills every process but the init and waits, within
 // drainTimeout, until the reaper has collected them.
-func killAll() {
-	_ = unix.Kill(-1, unix.SIGKILL)
+func (g *guest) killAll() {
+	_ = g.sys.Kill(-1, unix.SIGKILL)
+	proc := g.path("/proc")
 	deadline := time.Now().Add(drainTimeout)
-	for delay := time.Millisecond; userProcesses() > 0; delay = min(2*delay, 50*time.Millisecond) {
+	for delay := time.Millisecond; userProcesses(proc) > 0; delay = min(2*delay, 50*time.Millisecond) {
 		if time.Now().After(deadline) {
-			logf("%d processes outlived SIGKILL for %v", userProcesses(), drainTimeout)
+			logf("%d processes outlived SIGKILL for %v", userProcesses(proc), drainTimeout)
 			return
 		}
 		time.Sleep(delay)
@@ -169,16 +218,16 @@ func killAll() {
 }
 
 // userProcesses counts the processes other than the init and the
-// kernel's threads (kthreadd, PID 2, and its children).
-func userProcesses() int {
+// kernel's threads (kthreadd, PID 2, and its children) in proc, a procfs.
+func userProcesses(proc string) int {
 	n := 0
-	entries, _ := os.ReadDir("/proc")
+	entries, _ := os.ReadDir(proc)
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid <= 2 {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		b, err := os.ReadFile(filepath.Join(proc, e.Name(), "stat"))
 		if err != nil {
 			continue
 		}
@@ -193,9 +242,9 @@ func userProcesses() int {
 }
 
 // powerOff syncs and powers the guest off; it never returns.
-func powerOff() {
-	unix.Sync()
-	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
+func (g *guest) powerOff() {
+	g.sys.Sync()
+	if err := g.sys.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
 		logf("power off: %v", err)
 	}
 	select {}

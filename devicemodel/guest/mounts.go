@@ -47,7 +47,7 @@ var errMount = errors.New("mount")
 // never out into the guest's own. A share or a bind that fails is an
 // error wrapping errMount; a kernel file system that fails is returned as
 // is, for the caller to log.
-func mount(root string, m Mount) error {
+func (g *guest) mount(root string, m Mount) error {
 	dest, err := resolveIn(root, m.Destination)
 	if err == nil {
 		err = os.MkdirAll(dest, 0o755)
@@ -62,19 +62,19 @@ func mount(root string, m Mount) error {
 	flags, data := parseOptions(m.Options)
 	switch m.Type {
 	case MountType9p:
-		return mount9p(m.Source, dest, flags, data)
+		return g.mount9p(m.Source, dest, flags, data)
 	case MountTypeBind:
-		if err := unix.Mount(m.Source, dest, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		if err := g.sys.Mount(g.path(m.Source), dest, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return fmt.Errorf("%w: bind %s on %s: %w", errMount, m.Source, m.Destination, err)
 		}
 		if flags&unix.MS_RDONLY != 0 {
-			if err := unix.Mount("", dest, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|flags, ""); err != nil {
+			if err := g.sys.Mount("", dest, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|flags, ""); err != nil {
 				return fmt.Errorf("%w: make %s read-only: %w", errMount, m.Destination, err)
 			}
 		}
 		return nil
 	}
-	if err := unix.Mount(m.Source, dest, m.Type, flags, data); err != nil {
+	if err := g.sys.Mount(m.Source, dest, m.Type, flags, data); err != nil {
 		return fmt.Errorf("mount %s on %s: %w", m.Type, m.Destination, err)
 	}
 	return nil
@@ -91,48 +91,49 @@ const (
 // lacks a mount point of the app's (missingMountPoints): the guest makes
 // them in the tmpfs, never on the host; then sealed says that AppRoot
 // must be made read-only once the mounts are in place.
-func mountRoot(cfg *Config) (sealed bool, err error) {
+func (g *guest) mountRoot(cfg *Config) (sealed bool, err error) {
 	root := Mount{Destination: AppRoot, Type: MountType9p, Source: cfg.Root.Source, Options: cfg.Root.Options}
 	if cfg.RootOverlay {
 		root.Destination, root.Options = lowerDir, append(root.Options, "ro")
-		if err := mount("/", root); err != nil {
+		if err := g.mount(g.root, root); err != nil {
 			return false, err
 		}
-		return false, overlayRoot()
+		return false, g.overlayRoot()
 	}
-	if err := mount("/", root); err != nil {
+	if err := g.mount(g.root, root); err != nil {
 		return false, err
 	}
-	missing := missingMountPoints(cfg, AppRoot)
+	missing := missingMountPoints(cfg, g.path(AppRoot))
 	if len(missing) == 0 {
 		return false, nil
 	}
 	logf("the read-only root lacks the mount points %s: overlaid with a tmpfs that holds them", strings.Join(missing, " "))
-	if err := os.MkdirAll(lowerDir, 0o755); err != nil {
+	if err := os.MkdirAll(g.path(lowerDir), 0o755); err != nil {
 		return false, fmt.Errorf("%w: make %s: %w", errMount, lowerDir, err)
 	}
-	if err := unix.Mount(AppRoot, lowerDir, "", unix.MS_MOVE, ""); err != nil {
+	if err := g.sys.Mount(g.path(AppRoot), g.path(lowerDir), "", unix.MS_MOVE, ""); err != nil {
 		return false, fmt.Errorf("%w: move the root to %s: %w", errMount, lowerDir, err)
 	}
-	return true, overlayRoot()
+	return true, g.overlayRoot()
 }
 
 // overlayRoot mounts at AppRoot an overlay whose lower layer is the root
 // share at lowerDir and whose upper layer is a tmpfs.
-func overlayRoot() error {
-	if err := mount("/", Mount{Destination: overlayDir, Type: "tmpfs", Source: "tmpfs", Options: []string{"mode=755"}}); err != nil {
+func (g *guest) overlayRoot() error {
+	if err := g.mount(g.root, Mount{Destination: overlayDir, Type: "tmpfs", Source: "tmpfs", Options: []string{"mode=755"}}); err != nil {
 		return fmt.Errorf("%w: %w", errMount, err)
 	}
+	rw := g.path(overlayDir)
 	for _, d := range []string{"upper", "work"} {
-		if err := os.Mkdir(filepath.Join(overlayDir, d), 0o755); err != nil {
+		if err := os.Mkdir(filepath.Join(rw, d), 0o755); err != nil {
 			return fmt.Errorf("%w: make overlay %s: %w", errMount, d, err)
 		}
 	}
-	data := "lowerdir=" + lowerDir + ",upperdir=" + overlayDir + "/upper,workdir=" + overlayDir + "/work"
-	if err := os.MkdirAll(AppRoot, 0o755); err != nil {
+	data := "lowerdir=" + g.path(lowerDir) + ",upperdir=" + rw + "/upper,workdir=" + rw + "/work"
+	if err := os.MkdirAll(g.path(AppRoot), 0o755); err != nil {
 		return fmt.Errorf("%w: make %s: %w", errMount, AppRoot, err)
 	}
-	if err := unix.Mount("overlay", AppRoot, "overlay", 0, data); err != nil {
+	if err := g.sys.Mount("overlay", g.path(AppRoot), "overlay", 0, data); err != nil {
 		return fmt.Errorf("%w: overlay on the root: %w", errMount, err)
 	}
 	return nil
@@ -140,8 +141,8 @@ func overlayRoot() error {
 
 // sealRoot makes the mount at AppRoot read-only (its own mount only: the
 // app's mounts below it keep theirs).
-func sealRoot() error {
-	if err := unix.Mount("", AppRoot, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+func (g *guest) sealRoot() error {
+	if err := g.sys.Mount("", g.path(AppRoot), "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
 		return fmt.Errorf("%w: make the root read-only: %w", errMount, err)
 	}
 	return nil
@@ -220,12 +221,12 @@ func below(p string, dirs []string) bool {
 }
 
 // mount9p mounts the share tagged tag at dest.
-func mount9p(tag, dest string, flags uintptr, data string) error {
+func (g *guest) mount9p(tag, dest string, flags uintptr, data string) error {
 	opts := ninepOptions
 	if data != "" {
 		opts += "," + data
 	}
-	if err := unix.Mount(tag, dest, "9p", flags, opts); err != nil {
+	if err := g.sys.Mount(tag, dest, "9p", flags, opts); err != nil {
 		return fmt.Errorf("%w: share %s on %s: %w", errMount, tag, dest, err)
 	}
 	return nil
@@ -237,14 +238,14 @@ func isDir(p string) bool {
 }
 
 // earlyMounts are the guest's own /dev, /proc and /sys.
-func earlyMounts() error {
+func (g *guest) earlyMounts() error {
 	for _, m := range []struct{ fstype, dir string }{
 		{"devtmpfs", "/dev"}, {"proc", "/proc"}, {"sysfs", "/sys"},
 	} {
-		if err := os.MkdirAll(m.dir, 0o755); err != nil {
+		if err := os.MkdirAll(g.path(m.dir), 0o755); err != nil {
 			return fmt.Errorf("make %s: %w", m.dir, err)
 		}
-		err := unix.Mount(m.fstype, m.dir, m.fstype, unix.MS_NOSUID|unix.MS_NOEXEC, "")
+		err := g.sys.Mount(m.fstype, g.path(m.dir), m.fstype, unix.MS_NOSUID|unix.MS_NOEXEC, "")
 		if err != nil && !errors.Is(err, unix.EBUSY) {
 			return fmt.Errorf("mount %s: %w", m.dir, err)
 		}
@@ -254,13 +255,13 @@ func earlyMounts() error {
 
 // loadModules loads each module file; one that is loaded already (or
 // built in) is fine.
-func loadModules(paths []string) error {
+func (g *guest) loadModules(paths []string) error {
 	for _, p := range paths {
-		f, err := os.Open(p)
+		f, err := os.Open(g.path(p))
 		if err != nil {
 			return fmt.Errorf("load module: %w", err)
 		}
-		err = unix.FinitModule(int(f.Fd()), "", 0)
+		err = g.sys.FinitModule(int(f.Fd()), "", 0)
 		f.Close()
 		if err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("load module %s: %w", filepath.Base(p), err)

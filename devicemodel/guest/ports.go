@@ -18,16 +18,17 @@ const portsDir = "/sys/class/virtio-ports"
 
 // findPort waits until a virtio-serial port named name shows up and its
 // device node exists, and opens it.
-func findPort(name string, timeout time.Duration) (*os.File, error) {
+func (g *guest) findPort(name string, timeout time.Duration) (*os.File, error) {
+	dir := g.path(portsDir)
 	deadline := time.Now().Add(timeout)
 	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
-		ports, _ := os.ReadDir(portsDir)
+		ports, _ := os.ReadDir(dir)
 		for _, p := range ports {
-			b, err := os.ReadFile(filepath.Join(portsDir, p.Name(), "name"))
+			b, err := os.ReadFile(filepath.Join(dir, p.Name(), "name"))
 			if err != nil || strings.TrimSpace(string(b)) != name {
 				continue
 			}
-			f, err := os.OpenFile(filepath.Join("/dev", p.Name()), os.O_RDWR, 0)
+			f, err := os.OpenFile(g.path(filepath.Join("/dev", p.Name())), os.O_RDWR, 0)
 			if err == nil {
 				return f, nil
 			}
