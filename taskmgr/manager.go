@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -93,6 +94,11 @@ func New(opts Options) (*Manager, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Status != "" {
+		if err := os.MkdirAll(filepath.Dir(opts.Status), 0o755); err != nil {
+			return nil, fmt.Errorf("task manager: status file: %w", err)
+		}
 	}
 	return &Manager{
 		opts: opts,

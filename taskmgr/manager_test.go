@@ -379,3 +379,12 @@ func TestVMDescribedApps(t *testing.T) {
 			*res.Memory.Limit, *res.CPU.Quota, *res.CPU.Period, vm.Spec.Linux.CgroupsPath)
 	}
 }
+
+// TestStatusDirMade: the status file's directory is made when missing.
+func TestStatusDirMade(t *testing.T) {
+	r := newRig(t)
+	r.opts.Status = filepath.Join(t.TempDir(), "made", "status.json")
+	r.addApp(t, "one", limits, "sleep", "100")
+	r.run(t)
+	r.waitStatus(t, "one running", running("one"))
+}
