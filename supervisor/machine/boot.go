@@ -140,11 +140,15 @@ func Boot(opts Options) error {
 	// The machine's one waiter, from its first child (the setup starts
 	// none) to its end: the init system's, then the halt's.
 	rp := reaper.NewReaper()
-	rp.OnOrphan(func(r reaper.Reaped) { m.log.Debug("reaped orphan", "pid", r.PID, "code", r.Code()) })
+	rp.OnOrphan(m.logOrphan)
 	m.sys = realSys{reaper: rp}
 	opts.Manager.Reaper = rp
 	m.halt(m.run(opts, base, con))
 	return nil // not reached: halt does not return
+}
+
+func (m *machine) logOrphan(r reaper.Reaped) {
+	m.log.Debug("reaped orphan", "pid", r.PID, "code", r.Code())
 }
 
 // run runs the init system until it shuts down, and says how the machine
@@ -165,6 +169,13 @@ func (m *machine) run(opts Options, log *slog.Logger, con *supervisor.Console) A
 		mgr, err := supervisor.NewManager(mo)
 		if err != nil {
 			return err
+		}
+		// While the tree runs, an orphan that was a task's anchor (an app
+		// a service made with the CLI or the library) has its exit
+		// recorded.
+		if mo.Reaper != nil {
+			mo.Reaper.OnOrphan(mgr.Orphan)
+			defer mo.Reaper.OnOrphan(m.logOrphan)
 		}
 		return mgr.Run(context.Background())
 	})

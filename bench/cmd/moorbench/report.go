@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/lf-edge/moor/internal/evebox"
 	"io"
 )
 
@@ -111,6 +112,11 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "moor as a machine's init (qemu TCG, 256 MiB, kernel %s; one onboot task, two services)\n", m.Kernel)
 		fmt.Fprintf(w, "  every service running at kernel uptime %d ms; moor's RSS as PID 1 then: %d KiB\n\n", m.BootReadyMS, m.PID1RSSKiB)
 	}
+	if b := r.Box; b != nil {
+		fmt.Fprintf(w, "EVE in a box (qemu TCG, 256 MiB: moor as PID 1, the EVE tree, moor-taskmgr as pillar, %d user apps)\n", len(evebox.Apps))
+		fmt.Fprintf(w, "  every EVE service running at uptime %d ms, the apps at %d ms; moor's RSS as PID 1 with the apps: %d KiB; processes beyond the apps' own: %.1f per app\n\n",
+			b.ServicesReadyMS, b.AppsReadyMS, b.PID1RSSKiB, b.ExtraProcsPerApp)
+	}
 	line := r.jsonLine()
 	for k, v := range line {
 		if _, err := json.Marshal(v); err != nil {
@@ -190,6 +196,10 @@ func (r *report) jsonLine() map[string]any {
 	if m := r.Init; m != nil {
 		line["boot_ready_ms"] = m.BootReadyMS
 		line["pid1_rss_kib"] = m.PID1RSSKiB
+	}
+	if b := r.Box; b != nil {
+		line["eve_box"] = map[string]any{"services_ready_ms": b.ServicesReadyMS, "apps_ready_ms": b.AppsReadyMS,
+			"pid1_rss_kib": b.PID1RSSKiB, "extra_procs_per_app": b.ExtraProcsPerApp}
 	}
 	return line
 }

@@ -32,6 +32,7 @@ type report struct {
 	Ctr      ctrResult
 	Trees    []treeResult   // by size, as treeSizes
 	Init     *machineResult // moor as a machine's init
+	Box      *boxResult     // EVE in a box
 	Leaks    []string
 }
 
@@ -163,6 +164,14 @@ func runWorker(args []string) (err error) {
 			return err
 		}
 		rep.Init = &res
+	}
+	if want("evebox") {
+		phase("eve_box: EVE in a box, moor as PID 1 (qemu TCG): the EVE tree, moor-taskmgr as pillar, three user apps")
+		res, err := benchEVEBox(ctx, bin, filepath.Join(tmp, "evebox"))
+		if err != nil {
+			return err
+		}
+		rep.Box = &res
 	}
 	rep.print(os.Stdout)
 	return nil
