@@ -66,11 +66,12 @@ fuzz:
 	done
 
 # The reliability tests' long versions (MOOR_SOAK=1: 1000 cycles, 500
-# kills), printing their figures; then the integration suite once more
+# kills, 20 SIGKILLs of moor supervise, the log burst), printing their
+# figures; then the integration suite once more
 # beside two CPU hogs, which a timeout bounds and which are killed by PID.
 soak: deps build
 	MOOR_SOAK=1 MOOR_BIN=$(CURDIR)/bin/moor $(GO) test -count=1 -p 1 -v -timeout 60m \
-		-run '^(TestCycles|TestCrashAnywhere|TestLogBound)$$' ./test
+		-run '^(TestCycles|TestCrashAnywhere|TestLogBound|TestSuperviseRestartChangesNothing)$$' ./test
 	timeout 60m sh -c 'while :; do :; done' & h1=$$!; \
 	timeout 60m sh -c 'while :; do :; done' & h2=$$!; \
 	MOOR_BIN=$(CURDIR)/bin/moor $(GO) test -count=1 -p 1 -v -timeout 50m ./test; rc=$$?; \
