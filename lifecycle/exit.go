@@ -99,16 +99,21 @@ func memoryDir(c Container) string {
 // restarted task changes nothing.
 func (s *Tasks) recordExit(ns, id string, who anchor.Identity, ex *Exit) {
 	stale, known := false, false
+	var recorded *Exit // this anchor's exit as another recorded it first
 	_, err := s.store.Update(ns, id, func(r *Record) error {
-		if r.Anchor == who && r.Exit != nil && r.Exit.Code == CodeUnknown && ex.Code != CodeUnknown {
+		if r.Anchor != who {
+			stale = true
+			return nil
+		}
+		if r.Exit != nil && r.Exit.Code == CodeUnknown && ex.Code != CodeUnknown {
 			// The reaper's status, come after an adoption's watch that
 			// could only say unknown: the record gets the truth, the
 			// exit was reported already.
 			r.Exit, stale, known = ex, true, true
 			return nil
 		}
-		if r.Anchor != who || r.Exit != nil {
-			stale = true
+		if r.Exit != nil {
+			recorded, stale = r.Exit, true
 			return nil
 		}
 		r.Exit = ex
@@ -126,6 +131,16 @@ func (s *Tasks) recordExit(ns, id string, who anchor.Identity, ex *Exit) {
 	}
 	if known {
 		s.log.Info("task exited", "id", id, "pid", who.PID, "code", ex.Code, "reason", ex.Reason, "signal", ex.Signal)
+	}
+	if recorded != nil {
+		// Recorded by another (the machine's init that reaped the
+		// adopted anchor): this Tasks reports that exit, once.
+		s.mu.Lock()
+		_, seen := s.exited[id]
+		s.mu.Unlock()
+		if !seen {
+			ex, stale = recorded, false
+		}
 	}
 	if stale {
 		return
@@ -226,8 +241,8 @@ func (s *Tasks) Adopt(ref string) error {
 
 // RecordOrphan records the exit of a child the process's reaper collected
 // for nobody (an orphan handed to PID 1 or to a subreaper), when it is the
-// anchor of a task of any namespace under the state root that has no exit
-// yet: a task created by another process (the CLI, a manager embedding
+// anchor of a task of any namespace under the state root whose exit is
+// not known yet (none, or an adopter's unknown): a task created by another process (the CLI, a manager embedding
 // this library) whose anchor the machine's init, or a supervisor, reaped.
 // The record gets the exit as a foreground run's would (code, signal,
 // oom). It reports whether the orphan was such an anchor.
@@ -246,8 +261,8 @@ func (s *Tasks) RecordOrphan(r reaper.Reaped) bool {
 		ids, _ := s.store.IDs(ns)
 		for _, id := range ids {
 			rec, err := s.store.Load(ns, id)
-			if err != nil || rec.Anchor.PID != r.PID || rec.Exit != nil {
-				continue
+			if err != nil || rec.Anchor.PID != r.PID || (rec.Exit != nil && rec.Exit.Code != CodeUnknown) {
+				continue // not this anchor's, or its exit is known already
 			}
 			in := s
 			if ns != s.opts.Namespace {

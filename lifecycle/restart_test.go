@@ -74,7 +74,8 @@ func TestStartStopped(t *testing.T) {
 // TestRecordOrphan: a task made by a Tasks with no reaper (as the CLI
 // makes one), in another namespace, whose anchor the process's reaper
 // collects as an orphan: RecordOrphan on the reaper's Tasks records its
-// exit (137, SIGKILL) as a foreground run would; a stranger's exit is not
+// exit (137, SIGKILL) as a foreground run would, and the task's maker,
+// which adopted it, is told of the exit once; a stranger's exit is not
 // taken for a task's.
 func TestRecordOrphan(t *testing.T) {
 	e := newEnv(t, lifecycle.Options{Namespace: "eve-user-apps"})
@@ -103,8 +104,18 @@ func TestRecordOrphan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Its maker adopts it, as a restarted manager does: whoever records
+	// the exit first, the adopter is told of it, once.
+	if err := e.tasks.Adopt("app"); err != nil {
+		t.Fatal(err)
+	}
 	if err := unix.Kill(rec.Anchor.PID, unix.SIGKILL); err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case <-e.exits:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the adopter was not told of the exit")
 	}
 	for took := false; !took; {
 		select {
@@ -119,5 +130,10 @@ func TestRecordOrphan(t *testing.T) {
 	}
 	if st.Status != lifecycle.Stopped || st.Exit == nil || st.Exit.Code != 137 || st.Exit.Signal != "SIGKILL" || st.Exit.Reason != lifecycle.ExitSignal {
 		t.Fatalf("state after the orphan's exit: %+v (exit %+v), want stopped, 137 SIGKILL", st, st.Exit)
+	}
+	select {
+	case id := <-e.exits:
+		t.Fatalf("the adopter was told of %s's exit twice", id)
+	default:
 	}
 }
