@@ -129,6 +129,9 @@ func (s *Tasks) Create(ctx context.Context, o CreateOptions) (*Record, error) {
 	if err := s.store.SaveSpec(s.opts.Namespace, o.ID, o.Spec); err != nil {
 		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
 	}
+	if err := s.cleanScratch(o.ID); err != nil { // left by a crashed create
+		return nil, fmt.Errorf("create task %s: stale scratch: %w", o.ID, err)
+	}
 	undoRoot, err := rootfs.Prepare(spec, s.store.ScratchDir(s.opts.Namespace, o.ID), s.opts.Reaper)
 	if err != nil {
 		return nil, fmt.Errorf("create task %s: %w", o.ID, err)

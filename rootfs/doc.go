@@ -30,7 +30,8 @@
 // symlink (an absolute one means the task's own root, as the runtime
 // resolves it), and pins a network namespace for a task that
 // moves host interfaces in, so Cleanup can bring them back. Cleanup undoes
-// all of it, also after moor crashed half-way.
+// all of it, also after moor crashed half-way; a create cleans a scratch
+// directory left by a crashed one with it first.
 //
 // It must not manage processes.
 //

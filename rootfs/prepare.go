@@ -31,16 +31,14 @@ const (
 //
 // spec is changed in place (root.path, the network namespace's path);
 // its slices are copied first, so a spec sharing them is not. A scratch
-// directory left by a crashed create is cleaned first. undo is Cleanup.
+// directory left by a crashed create is the caller's to clean first
+// (Cleanup). undo is Cleanup.
 // A task that needs none of these gets no scratch directory at all. rp,
 // the process's reaper or nil, starts the helper an idmapped root needs
 // (see CheckIDMap).
 func Prepare(spec *specs.Spec, scratchDir string, rp *reaper.Reaper) (undo func() error, err error) {
 	if spec.Root == nil || spec.Root.Path == "" {
 		return nil, errors.New("prepare root: root.path is not set")
-	}
-	if err := Cleanup(scratchDir); err != nil {
-		return nil, fmt.Errorf("prepare root: stale scratch: %w", err)
 	}
 	if !needsScratch(spec) {
 		if err := CheckMounts(spec.Root.Path, spec.Mounts); err != nil {
