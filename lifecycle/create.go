@@ -129,15 +129,9 @@ func (s *Tasks) Create(ctx context.Context, o CreateOptions) (*Record, error) {
 	if err := s.store.SaveSpec(s.opts.Namespace, o.ID, o.Spec); err != nil {
 		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
 	}
-	undoRoot, err := rootfs.Prepare(spec, s.store.ScratchDir(s.opts.Namespace, o.ID), s.opts.Reaper)
-	if err != nil {
+	if err := s.prepareRoot(spec, o.ID, &undo); err != nil {
 		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
 	}
-	undo.push(func() {
-		if err := undoRoot(); err != nil {
-			s.log.Warn("undo create: clean scratch", "id", o.ID, "err", err)
-		}
-	})
 	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
 		CgroupName:       o.ID,
 		UseSystemdCgroup: s.opts.SystemdCgroup,
@@ -158,7 +152,7 @@ func (s *Tasks) Create(ctx context.Context, o CreateOptions) (*Record, error) {
 		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
 	}
 	undo.push(func() { s.removeCgroupParents(rec) })
-	if err := s.isolate(rec, cfg, &undo); err != nil {
+	if err := s.delegate(rec, cfg, &undo); err != nil {
 		return nil, fmt.Errorf("create task %s: %w", o.ID, err)
 	}
 	c, err := s.opts.Runtime.Create(s.store.NamespaceDir(s.opts.Namespace), o.ID, cfg)
@@ -182,6 +176,29 @@ func (s *Tasks) Create(ctx context.Context, o CreateOptions) (*Record, error) {
 	undo.release()
 	s.log.Info("task created", "id", o.ID, "pid", rec.Anchor.PID, "cgroup", rec.CgroupPath)
 	return rec, nil
+}
+
+// prepareRoot makes the task's root real in its scratch directory, after
+// cleaning one a crashed create left: first what its user namespace
+// needs (an idmapped root), then the rest of the root and its network.
+// Undo steps go on undo.
+func (s *Tasks) prepareRoot(spec *specs.Spec, id string, undo *cleanup) error {
+	if err := s.cleanScratch(id); err != nil {
+		return fmt.Errorf("stale scratch: %w", err)
+	}
+	scratch := s.store.ScratchDir(s.opts.Namespace, id)
+	for _, prepare := range []func(*specs.Spec, string) (func() error, error){s.userNS.Prepare, rootfs.Prepare} {
+		undoStep, err := prepare(spec, scratch)
+		if err != nil {
+			return err
+		}
+		undo.push(func() {
+			if err := undoStep(); err != nil {
+				s.log.Warn("undo create: clean scratch", "id", id, "err", err)
+			}
+		})
+	}
+	return nil
 }
 
 // startAnchor forks the anchor (blocked until Start) and records it: its

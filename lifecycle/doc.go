@@ -40,9 +40,9 @@
 // anything is made, and made on libcontainer's configuration before the
 // container: a delegated cgroup (DelegateAnnotation: moor makes the
 // task's cgroup with its limits, the task gets a child of it, a cgroup
-// namespace and a writable cgroupfs), user namespaces (mappings to an
-// unprivileged range, a root the task's root can reach and idmap) and
-// time namespaces (offsets the kernel takes).
+// namespace and a writable cgroupfs), user namespaces (package userns:
+// Check with the spec, Prepare before the root is made) and time
+// namespaces (offsets the kernel takes).
 //
 // It must not know the init system, touch cgroupfs beyond the cgroup
 // package, or build a device model's argv itself.

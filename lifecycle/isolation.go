@@ -1,18 +1,16 @@
 package lifecycle
 
 import (
+	"errors"
 	"fmt"
 	"math"
-	"path/filepath"
 	"slices"
-	"strings"
 
-	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/lf-edge/moor/nsutil"
-	"github.com/lf-edge/moor/rootfs"
+	"github.com/lf-edge/moor/userns"
 )
 
 // checkIsolation refuses, before anything is made, a delegated cgroup, a
@@ -22,21 +20,14 @@ func (s *Tasks) checkIsolation(spec *specs.Spec) error {
 	if err := s.checkDelegation(spec); err != nil {
 		return err
 	}
-	if err := s.checkUserNS(spec); err != nil {
+	if err := s.userNS.Check(spec); err != nil {
+		var field *userns.SpecError
+		if errors.As(err, &field) {
+			return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
+		}
 		return err
 	}
 	return checkTimeNS(spec, s.opts.ProcRoot)
-}
-
-// isolate makes what checkIsolation allowed, on the task's libcontainer
-// configuration before the container is made: the way to a root that
-// lies in the task's scratch directory for a task in a user namespace,
-// and a delegated cgroup (see delegate). Undo steps go on undo.
-func (s *Tasks) isolate(rec *Record, cfg *configs.Config, undo *cleanup) error {
-	if err := s.reachScratchRoot(rec, cfg); err != nil {
-		return err
-	}
-	return s.delegate(rec, cfg, undo)
 }
 
 // namespaceOf finds the spec's namespace of type t.
@@ -46,110 +37,6 @@ func namespaceOf(spec *specs.Spec, t specs.LinuxNamespaceType) (specs.LinuxNames
 		return specs.LinuxNamespace{}, false
 	}
 	return spec.Linux.Namespaces[i], true
-}
-
-// checkUserNS checks a user namespace the task makes (one it joins has
-// its mappings already): the kernel can make one; the UID and GID
-// mappings map the task's root to an unprivileged host range; the task's
-// root, as that host user, can reach its root directory; and what must
-// be idmapped (a root not owned by the mapped root, volumes that ask) can
-// be, on its filesystem.
-func (s *Tasks) checkUserNS(spec *specs.Spec) error {
-	l := spec.Linux
-	ns, ok := namespaceOf(spec, specs.UserNamespace)
-	if !ok {
-		if len(l.UIDMappings) > 0 || len(l.GIDMappings) > 0 {
-			return specErr("linux.uidMappings", "set, but linux.namespaces has no user namespace")
-		}
-		return nil
-	}
-	if ns.Path != "" {
-		return nil
-	}
-	if err := nsutil.UserNSSupported(s.opts.ProcRoot); err != nil {
-		return fmt.Errorf("%w: linux.namespaces: %w", ErrInvalidSpec, err)
-	}
-	if err := validateIDMappings("linux.uidMappings", l.UIDMappings); err != nil {
-		return err
-	}
-	if err := validateIDMappings("linux.gidMappings", l.GIDMappings); err != nil {
-		return err
-	}
-	uid, gid, _ := rootfs.HostRoot(spec)
-	reach, what := spec.Root.Path, "root.path"
-	if rootInScratch(spec) {
-		// moor makes its state root and the task's scratch searchable;
-		// what lies above the state root must be so already.
-		reach, what = filepath.Dir(s.store.Root), "the root, mounted below the state root"
-	}
-	if err := rootfs.CheckSearchable(reach, uid, gid); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	return rootfs.CheckIDMap(spec, s.opts.Reaper)
-}
-
-// rootInScratch says whether the task's root will be a mount in its
-// scratch directory: idmapped, an overlay, or the host's root.
-func rootInScratch(spec *specs.Spec) bool {
-	return rootfs.NeedsIDMap(spec) || spec.Annotations[rootfs.WritableAnnotation] == "true" ||
-		filepath.Clean(spec.Root.Path) == "/"
-}
-
-// validateIDMappings checks one of a user namespace's ID mappings: ID 0
-// (the task's root) is mapped; no range is empty, overflows, overlaps
-// another inside or on the host, or holds host ID 0: the task's IDs are
-// an unprivileged host range.
-func validateIDMappings(field string, m []specs.LinuxIDMapping) error {
-	if len(m) == 0 {
-		return specErr(field, "must be set for a user namespace of the task's own")
-	}
-	for i, r := range m {
-		f := fmt.Sprintf("%s[%d]", field, i)
-		if r.Size == 0 {
-			return specErr(f+".size", "0: a range holds at least one ID")
-		}
-		if uint64(r.HostID)+uint64(r.Size) > math.MaxUint32 || uint64(r.ContainerID)+uint64(r.Size) > math.MaxUint32 {
-			return specErr(f, "%d+%d or %d+%d passes the largest ID, %d", r.ContainerID, r.Size, r.HostID, r.Size, uint32(math.MaxUint32-1))
-		}
-		if r.HostID == 0 {
-			return specErr(f+".hostID", "0: the host's root may not be mapped into a task; map an unprivileged range")
-		}
-		for j, o := range m[:i] {
-			if overlap(r.ContainerID, o.ContainerID, r.Size, o.Size) || overlap(r.HostID, o.HostID, r.Size, o.Size) {
-				return specErr(f, "overlaps %s[%d]", field, j)
-			}
-		}
-	}
-	if _, ok := rootfs.HostID(m, 0); !ok {
-		return specErr(field, "does not map ID 0, the task's root")
-	}
-	return nil
-}
-
-func overlap(a, b, sizeA, sizeB uint32) bool {
-	return uint64(a) < uint64(b)+uint64(sizeB) && uint64(b) < uint64(a)+uint64(sizeA)
-}
-
-// reachScratchRoot lets a task in a user namespace reach a root that lies
-// in its scratch directory: the state root and the scratch directories on
-// the way become searchable (not readable) by everyone.
-func (s *Tasks) reachScratchRoot(rec *Record, cfg *configs.Config) error {
-	if !cfg.Namespaces.Contains(configs.NEWUSER) || cfg.Namespaces.PathOf(configs.NEWUSER) != "" {
-		return nil
-	}
-	scratch := s.store.ScratchDir(rec.Namespace, rec.ID)
-	if !strings.HasPrefix(cfg.Rootfs, scratch+"/") {
-		return nil
-	}
-	root := filepath.Clean(s.store.Root)
-	for dir := scratch; ; dir = filepath.Dir(dir) {
-		if err := rootfs.AddSearch(dir); err != nil {
-			return err
-		}
-		if dir == root || dir == filepath.Dir(dir) {
-			return nil
-		}
-	}
 }
 
 // timeClocks are the clocks a time namespace offsets, and the clock each

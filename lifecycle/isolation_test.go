@@ -12,42 +12,6 @@ import (
 	"github.com/lf-edge/moor/procfs"
 )
 
-// TestValidateIDMappings: a mapping must map ID 0, to a host range that
-// leaves out host ID 0, with no empty, overflowing or overlapping range;
-// each error names the field.
-func TestValidateIDMappings(t *testing.T) {
-	m := func(r ...[3]uint32) []specs.LinuxIDMapping {
-		var out []specs.LinuxIDMapping
-		for _, x := range r {
-			out = append(out, specs.LinuxIDMapping{ContainerID: x[0], HostID: x[1], Size: x[2]})
-		}
-		return out
-	}
-	good := [][]specs.LinuxIDMapping{
-		m([3]uint32{0, 100000, 65536}),
-		m([3]uint32{0, 100000, 1}, [3]uint32{1, 200000, 1000}),
-	}
-	for _, g := range good {
-		if err := validateIDMappings("linux.uidMappings", g); err != nil {
-			t.Errorf("%+v: %v", g, err)
-		}
-	}
-	for field, bad := range map[string][]specs.LinuxIDMapping{
-		"linux.uidMappings:":             nil,
-		"linux.uidMappings[0].size":      m([3]uint32{0, 100000, 0}),
-		"linux.uidMappings[0].hostID":    m([3]uint32{0, 0, 65536}),
-		"linux.uidMappings[1]: overlaps": m([3]uint32{0, 100000, 10}, [3]uint32{5, 300000, 10}),
-		"linux.uidMappings[1]: overlap":  m([3]uint32{0, 100000, 10}, [3]uint32{10, 100005, 10}),
-		"linux.uidMappings[0]:":          m([3]uint32{0, 4294967290, 10}),
-		"does not map ID 0":              m([3]uint32{1, 100000, 10}),
-	} {
-		err := validateIDMappings("linux.uidMappings", bad)
-		if !errors.Is(err, ErrInvalidSpec) || !strings.Contains(err.Error(), field) {
-			t.Errorf("%+v: %v, want ErrInvalidSpec with %q", bad, err, field)
-		}
-	}
-}
-
 // TestCheckTimeOffset: an offset must keep the clock between 0 and the
 // kernel's bound, KTIME_SEC_MAX/2, and its nanoseconds below a second.
 func TestCheckTimeOffset(t *testing.T) {

@@ -153,7 +153,7 @@ type Record struct {
 //	<namespace>/<id>/          libcontainer's state directory (state.json)
 //	.tasks/<namespace>/<id>/   moor's: moor.json (the record) and config.json
 //	                           (the spec); flock'd as the task's lock
-//	.scratch/<namespace>/<id>/ the task's scratch (rootfs.Prepare)
+//	.scratch/<namespace>/<id>/ the task's scratch (userns and rootfs Prepare)
 //	cgroup-parents.json        the parent cgroups moor made, for all tasks
 //
 // moor's files live apart from libcontainer's so that libcontainer's
@@ -186,7 +186,8 @@ func (s Store) Dir(namespace, id string) string {
 
 // ScratchDir is a task's scratch directory, outside libcontainer's state
 // directory: the upper layer of a writable root, a pinned network
-// namespace. rootfs.Prepare fills it and rootfs.Cleanup removes it.
+// namespace, an idmapped root. userns.Prepare and rootfs.Prepare fill it
+// and rootfs.Cleanup removes it.
 func (s Store) ScratchDir(namespace, id string) string {
 	return filepath.Join(s.Root, ".scratch", namespace, id)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/lf-edge/moor/cgroup"
 	"github.com/lf-edge/moor/procfs"
 	"github.com/lf-edge/moor/reaper"
+	"github.com/lf-edge/moor/userns"
 )
 
 // DefaultRoot is where task state lives unless told otherwise.
@@ -70,9 +71,10 @@ type Options struct {
 
 // Tasks runs tasks of one task namespace.
 type Tasks struct {
-	opts  Options
-	store Store
-	log   *slog.Logger
+	opts   Options
+	store  Store
+	log    *slog.Logger
+	userNS userns.Host // checks and makes the tasks' user namespaces
 
 	mu      sync.Mutex
 	waiters map[string][]chan *Exit // task ID → those waiting for its exit
@@ -131,6 +133,7 @@ func New(opts Options) (*Tasks, error) {
 	return &Tasks{
 		opts:    opts,
 		store:   Store{Root: opts.Root},
+		userNS:  userns.Host{ProcRoot: opts.ProcRoot, StateRoot: opts.Root, Reaper: opts.Reaper},
 		log:     opts.Logger.With("namespace", opts.Namespace),
 		waiters: map[string][]chan *Exit{},
 		exited:  map[string]*Exit{},

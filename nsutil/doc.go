@@ -2,11 +2,8 @@
 // namespaces a process is in (by the inode numbers /proc/<pid>/ns/* show),
 // new network namespaces pinned by a bind mount so they outlive their
 // processes, and moving network interfaces between network namespaces.
-// It also makes user namespaces with given ID mappings, held by an open
-// file, for idmapped mounts (a helper child, stopped by ptrace before it
-// runs, then killed; started through the caller's reaper, which hands its
-// exit back), and probes whether the kernel
-// has user and time namespaces.
+// It also probes whether the kernel has time namespaces. User namespaces
+// are package userns's.
 //
 // It must not spawn tasks or know about OCI specs.
 //

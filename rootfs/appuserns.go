@@ -63,6 +63,15 @@ func applyUserNS(s *specs.Spec, a *App) error {
 	return nil
 }
 
+// newUserNS says whether spec makes a user namespace of its own.
+func newUserNS(spec *specs.Spec) bool {
+	if spec.Linux == nil {
+		return false
+	}
+	i := namespaceIndex(spec, specs.UserNamespace)
+	return i >= 0 && spec.Linux.Namespaces[i].Path == ""
+}
+
 // volumeOptions are a volume's bind mount options.
 func volumeOptions(v Volume, mode string) []string {
 	opts := []string{"rbind", "nosuid", "nodev", mode}

@@ -21,16 +21,17 @@
 // in the scratch directory, so the volume is never modified; the host root
 // is a bind mount. A task with a user namespace of its own whose root is
 // not owned by its mapped root gets its root mounted idmapped in the
-// scratch directory first (the overlay of a writable root lies on it);
-// CheckIDMap tries that, and the idmapped volumes, before anything is
-// made. Both make a user namespace through a helper child started by the
-// caller's reaper (nsutil.NewUserNS), which hands its exit back to them.
-// Prepare (and Build before it) also refuses mount
-// destinations that climb out of the root, by ".." or through a relative
-// symlink (an absolute one means the task's own root, as the runtime
-// resolves it), and pins a network namespace for a task that
-// moves host interfaces in, so Cleanup can bring them back. Cleanup undoes
-// all of it, also after moor crashed half-way.
+// scratch directory first, by package userns, which owns user namespaces;
+// the overlay of a writable root then lies on that mount. APP.json's
+// userNamespace becomes the spec's user namespace and mappings here (its
+// range checked as the APP.json field); userns checks the spec's.
+// Prepare (and Build before it) also refuses mount destinations that
+// climb out of the root, by ".." or through a relative symlink (an
+// absolute one means the task's own root, as the runtime resolves it),
+// and pins a network namespace for a task that moves host interfaces in,
+// so Cleanup can bring them back. Cleanup undoes all of it, also after
+// moor crashed half-way; a create cleans a scratch directory left by a
+// crashed one with it first.
 //
 // It must not manage processes.
 //

@@ -11,8 +11,6 @@ import (
 	"github.com/moby/sys/mountinfo"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
-
-	"github.com/lf-edge/moor/reaper"
 )
 
 // Entries of a task's scratch directory.
@@ -30,17 +28,15 @@ const (
 // destinations that lead out of the root are refused.
 //
 // spec is changed in place (root.path, the network namespace's path);
-// its slices are copied first, so a spec sharing them is not. A scratch
-// directory left by a crashed create is cleaned first. undo is Cleanup.
-// A task that needs none of these gets no scratch directory at all. rp,
-// the process's reaper or nil, starts the helper an idmapped root needs
-// (see CheckIDMap).
-func Prepare(spec *specs.Spec, scratchDir string, rp *reaper.Reaper) (undo func() error, err error) {
+// its slices are copied first, so a spec sharing them is not. scratchDir
+// is missing, or holds only what the task's user namespace put there
+// before (package userns: root.path may be an idmapped mount in it): a
+// scratch directory left by a crashed create is the caller's to clean
+// first (Cleanup). undo is Cleanup. A task that needs none of these gets
+// no scratch directory of Prepare's.
+func Prepare(spec *specs.Spec, scratchDir string) (undo func() error, err error) {
 	if spec.Root == nil || spec.Root.Path == "" {
 		return nil, errors.New("prepare root: root.path is not set")
-	}
-	if err := Cleanup(scratchDir); err != nil {
-		return nil, fmt.Errorf("prepare root: stale scratch: %w", err)
 	}
 	if !needsScratch(spec) {
 		if err := CheckMounts(spec.Root.Path, spec.Mounts); err != nil {
@@ -48,11 +44,11 @@ func Prepare(spec *specs.Spec, scratchDir string, rp *reaper.Reaper) (undo func(
 		}
 		return func() error { return nil }, nil
 	}
-	if err := mkdirScratch(scratchDir); err != nil {
+	if err := MakeScratch(scratchDir); err != nil {
 		return nil, fmt.Errorf("prepare root: %w", err)
 	}
 	undo = func() error { return Cleanup(scratchDir) }
-	if err := prepare(spec, scratchDir, rp); err != nil {
+	if err := prepare(spec, scratchDir); err != nil {
 		if cerr := undo(); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
@@ -61,20 +57,20 @@ func Prepare(spec *specs.Spec, scratchDir string, rp *reaper.Reaper) (undo func(
 	return undo, nil
 }
 
-// needsScratch says whether spec's root or network needs a scratch
-// directory: a writable, host or idmapped root, or host interfaces to
-// move in.
-func needsScratch(spec *specs.Spec) bool {
-	return spec.Annotations[WritableAnnotation] == "true" ||
-		filepath.Clean(spec.Root.Path) == "/" ||
-		(spec.Linux != nil && len(spec.Linux.NetDevices) > 0) || NeedsIDMap(spec)
+// RootInScratch says whether Prepare mounts spec's root in the scratch
+// directory: a writable root (its overlay) or the host's root.
+func RootInScratch(spec *specs.Spec) bool {
+	return spec.Annotations[WritableAnnotation] == "true" || filepath.Clean(spec.Root.Path) == "/"
 }
 
-func prepare(spec *specs.Spec, scratchDir string, rp *reaper.Reaper) error {
+// needsScratch says whether spec's root or network needs a scratch
+// directory: a root mounted there, or host interfaces to move in.
+func needsScratch(spec *specs.Spec) bool {
+	return RootInScratch(spec) || (spec.Linux != nil && len(spec.Linux.NetDevices) > 0)
+}
+
+func prepare(spec *specs.Spec, scratchDir string) error {
 	root := filepath.Join(scratchDir, scratchRoot)
-	if err := idmapRoot(spec, scratchDir, rp); err != nil {
-		return err
-	}
 	switch {
 	case spec.Annotations[WritableAnnotation] == "true":
 		if filepath.Clean(spec.Root.Path) == "/" {
@@ -99,9 +95,10 @@ func prepare(spec *specs.Spec, scratchDir string, rp *reaper.Reaper) error {
 	return prepareNet(spec, scratchDir)
 }
 
-// mkdirScratch makes the scratch directory. A concurrent Cleanup of a
-// sibling may remove a parent just made, so it tries again.
-func mkdirScratch(dir string) error {
+// MakeScratch makes a scratch directory (mode 0700) and its parents. A
+// concurrent Cleanup of a sibling may remove a parent just made, so it
+// tries again.
+func MakeScratch(dir string) error {
 	var err error
 	for range 5 {
 		if err = os.MkdirAll(dir, 0o700); err == nil {
@@ -134,6 +131,23 @@ func mountOverlay(lower, scratchDir string) error {
 	data := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, dirs[scratchUpper], dirs[scratchWork])
 	if err := unix.Mount("overlay", dirs[scratchRoot], "overlay", 0, data); err != nil {
 		return fmt.Errorf("mount overlay on %s: %w", dirs[scratchRoot], err)
+	}
+	return nil
+}
+
+// copyOwner gives dst the owner and mode of src's root: an overlay's root
+// looks like its upper directory, which must look like the root volume
+// (seen through an idmapped mount, owned by the task's root).
+func copyOwner(src, dst string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(src, &st); err != nil {
+		return fmt.Errorf("owner of %s: %w", src, err)
+	}
+	if err := os.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
+		return fmt.Errorf("owner of %s: %w", dst, err)
+	}
+	if err := os.Chmod(dst, os.FileMode(st.Mode&0o777)); err != nil {
+		return fmt.Errorf("mode of %s: %w", dst, err)
 	}
 	return nil
 }

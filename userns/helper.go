@@ -1,4 +1,4 @@
-package nsutil
+package userns
 
 import (
 	"errors"
@@ -10,24 +10,19 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/lf-edge/moor/reaper"
 )
 
-// IDMap is one range of a user namespace's UID or GID mapping: Size IDs
-// from Inside in the namespace are Host and up on the host.
-type IDMap struct {
-	Inside, Host, Size uint32
-}
-
 // ErrNoUserNS means the kernel cannot make user namespaces (not built in,
 // or user.max_user_namespaces is 0).
 var ErrNoUserNS = errors.New("user namespaces are not available on this kernel")
 
-// UserNSSupported reports whether this kernel can make user namespaces,
-// from procRoot (normally /proc).
-func UserNSSupported(procRoot string) error {
+// Supported reports whether this kernel can make user namespaces, from
+// procRoot (normally /proc).
+func Supported(procRoot string) error {
 	if _, err := os.Stat(filepath.Join(procRoot, "self", "ns", "user")); err != nil {
 		return fmt.Errorf("%w: %w", ErrNoUserNS, err)
 	}
@@ -41,14 +36,14 @@ func UserNSSupported(procRoot string) error {
 	return nil
 }
 
-// NewUserNS makes a user namespace with the given mappings and returns an
+// newNS makes a user namespace with the given mappings and returns an
 // open file of it (/proc/<pid>/ns/user of a helper that is gone once this
 // returns): what mount_setattr(2) needs to idmap a mount. The helper is a
 // child of the caller, stopped by ptrace before it runs any code of its
 // own, then killed. It is started through rp, the process's reaper (nil
 // when it has none), whose Start hands its exit back here: the reaper
 // need not be held.
-func NewUserNS(rp *reaper.Reaper, uids, gids []IDMap) (*os.File, error) {
+func newNS(rp *reaper.Reaper, uids, gids []specs.LinuxIDMapping) (*os.File, error) {
 	if len(uids) == 0 || len(gids) == 0 {
 		return nil, errors.New("new user namespace: want UID and GID mappings")
 	}
@@ -74,10 +69,10 @@ func NewUserNS(rp *reaper.Reaper, uids, gids []IDMap) (*os.File, error) {
 	return f, nil
 }
 
-func sysMaps(m []IDMap) []syscall.SysProcIDMap {
+func sysMaps(m []specs.LinuxIDMapping) []syscall.SysProcIDMap {
 	out := make([]syscall.SysProcIDMap, len(m))
 	for i, r := range m {
-		out[i] = syscall.SysProcIDMap{ContainerID: int(r.Inside), HostID: int(r.Host), Size: int(r.Size)}
+		out[i] = syscall.SysProcIDMap{ContainerID: int(r.ContainerID), HostID: int(r.HostID), Size: int(r.Size)}
 	}
 	return out
 }
