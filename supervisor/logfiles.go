@@ -102,24 +102,46 @@ func (o *LogFiles) attach(id string) error {
 	return nil
 }
 
+// reads are the buffers pipes are read into, taken only while a pipe has
+// data: an idle service's writer holds none.
+var reads = sync.Pool{New: func() any { b := make([]byte, readSize); return &b }}
+
 // copy writes what comes through the pipe r to the log until every writer
-// of the pipe has closed it and no task opened it again meanwhile.
+// of the pipe has closed it and no task opened it again meanwhile. It
+// waits in the runtime's poller with no buffer of its own.
 func (o *LogFiles) copy(w *logWriter, r *os.File) {
 	defer close(w.done)
 	defer r.Close()
 	defer w.close()
 	o.note(w, w.open(0))
-	buf := make([]byte, readSize)
+	rc, err := r.SyscallConn()
+	if err != nil {
+		o.note(w, err)
+		return
+	}
 	for {
-		n, err := r.Read(buf)
-		if n > 0 {
-			o.note(w, w.write(buf[:n]))
-		}
-		if err == nil {
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			buf := reads.Get().(*[]byte)
+			defer reads.Put(buf)
+			n, err := unix.Read(int(fd), *buf)
+			switch {
+			case err == unix.EAGAIN:
+				return false // wait in the poller
+			case err != nil:
+				rerr = err
+			case n == 0:
+				rerr = io.EOF
+			default:
+				o.note(w, w.write((*buf)[:n]))
+			}
+			return true
+		})
+		if err == nil && rerr == nil {
 			continue
 		}
 		o.mu.Lock()
-		if errors.Is(err, io.EOF) && w.reopened {
+		if errors.Is(rerr, io.EOF) && w.reopened {
 			w.reopened = false
 			o.mu.Unlock()
 			continue
