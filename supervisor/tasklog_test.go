@@ -78,9 +78,12 @@ func TestLogFilesBound(t *testing.T) {
 	if b, _ := os.ReadFile(l.old("svc", 2)); len(b) != 100 || b[0] != 'y' {
 		t.Fatalf("the cut line's first part: %q", b)
 	}
+	// The writer is gone: Rotate attaches a new one to the pipe, which
+	// ends at once (no task holds it); wait for it before the directory goes.
 	if err := o.Rotate("svc"); err != nil {
 		t.Fatal(err)
 	}
+	o.Flush("svc")
 }
 
 // TestLogFilesLinesWhole: a write that would cross the bound ends at its
