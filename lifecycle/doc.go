@@ -5,6 +5,13 @@
 // task manager uses; the init system (package supervisor) uses only its
 // public API.
 //
+// Start of a stopped task makes it anew from its saved spec under the
+// same name (a new anchor, restarts one more, hooks as for a first start),
+// as the task interface of EVE's task proposal has it; StartCreated is the
+// OCI runtime's start, of a created task only. RecordOrphan lets the
+// process that reaps an anchor it did not start (PID 1, a subreaper)
+// record that task's exit, whoever made the task.
+//
 // A Tasks holds no task in memory that the state store does not also
 // hold: any process may load a task from the store and act on it, and the
 // process that created a task may exit. Tasks are addressed by ID or by the

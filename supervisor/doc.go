@@ -8,6 +8,16 @@
 // machine's PID 1 does around it (early mounts, console, poweroff) is
 // package supervisor/machine.
 //
+// Its restart changes nothing: the Journal (<root>/supervise-<namespace>.json)
+// keeps the boot (the kernel's boot_id) in which onboot ran and which
+// onboot tasks were started, so that they run once per boot, and the
+// services that have no task (being restarted, or whose create failed:
+// kept with their error, retried by policy and at SIGHUP). A new Manager
+// adopts running services, leaves stopped those their policy ended for
+// good, restarts by policy those that ended unwatched, with the counts of
+// their records. As PID 1 or a subreaper it records the exit of any moor
+// task's anchor it reaps as an orphan (Orphan), whoever made the task.
+//
 // Task logs (LogFiles) are bounded whatever a task writes: it writes into
 // a named pipe in the log directory, which a writer of the supervisor's
 // appends to the task's log, rotating by rename exactly at the size bound
