@@ -117,6 +117,7 @@ func (s *Tasks) recordExit(ns, id string, who anchor.Identity, ex *Exit) {
 			return nil
 		}
 		r.Exit = ex
+		finishRunState(r.Annotations, ex.Signal)
 		if r.Status != Stopped && r.Status != Deleting {
 			next, err := transition(r.Status, Stopped)
 			if err != nil {

@@ -51,8 +51,43 @@ func (s *Tasks) State(ref string) (*State, error) {
 		return nil, fmt.Errorf("state: %w", err)
 	}
 	st := s.stateOf(rec)
+	if st.Status == Stopped && st.VM != nil {
+		s.finishRunState(rec)
+	}
 	st.Annotations = s.annotations(rec)
 	return st, nil
+}
+
+// finishRunState writes the run state of a stopped hypervisor task whose
+// anchor could not finish it (it was killed): runstate.json then reads
+// crashed, as state does, instead of running. Under the task's lock, so
+// that it never writes into a run directory a delete removed.
+func (s *Tasks) finishRunState(rec *Record) {
+	unlock, err := s.store.Lock(rec.Namespace, rec.ID)
+	if err != nil {
+		return
+	}
+	defer unlock()
+	if now, err := s.store.Load(rec.Namespace, rec.ID); err == nil && now.Anchor == rec.Anchor {
+		sig := ""
+		if now.Exit != nil {
+			sig = now.Exit.Signal
+		}
+		finishRunState(now.Annotations, sig)
+	}
+}
+
+// finishRunState finishes the run-state file a killed anchor left
+// unfinished (see devicemodel.RunState.AnchorEnded); the caller holds the
+// task's lock.
+func finishRunState(annotations map[string]string, signal string) {
+	vm, err := devicemodel.ReadRunState(annotations)
+	if err != nil || vm.End != "" {
+		return
+	}
+	vm.AnchorEnded(signal)
+	vm.Updated = time.Now().UTC()
+	_ = devicemodel.WriteRunState(annotations[devicemodel.AnnotationRunDir], *vm)
 }
 
 // unknownState is what can be said of a task whose record is not

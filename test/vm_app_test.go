@@ -348,6 +348,10 @@ func TestVMAppAnchorKilled(t *testing.T) {
 	if st.Exit == nil || st.Exit.Code != lifecycle.CodeUnknown || st.VM == nil || st.VM.AppExit != nil {
 		t.Errorf("moor state: exit %+v, want unknown and no appExit", st.Exit)
 	}
+	// The file says what state says, once a verb saw the anchor gone.
+	if rs := v.runState(t); rs == nil || rs.State != devicemodel.GuestCrashed || rs.End != devicemodel.EndCrashed {
+		t.Errorf("runstate.json after the anchor's SIGKILL: %+v, want crashed", rs)
+	}
 	mustMoor(t, "delete", v.ID)
 	checkAppLeftNothing(t, v, app.Spec.Root.Path)
 }
