@@ -98,65 +98,56 @@ func memoryDir(c Container) string {
 // anchor the task still has: a late report of an earlier anchor of a
 // restarted task changes nothing.
 func (s *Tasks) recordExit(ns, id string, who anchor.Identity, ex *Exit) {
-	stale, known := false, false
-	var recorded *Exit // this anchor's exit as another recorded it first
+	var report *Exit // the exit this Tasks reports, if any
 	_, err := s.store.Update(ns, id, func(r *Record) error {
-		if r.Anchor != who {
-			stale = true
-			return nil
-		}
-		if r.Exit != nil && r.Exit.Code == CodeUnknown && ex.Code != CodeUnknown {
-			// The reaper's status, come after an adoption's watch that
-			// could only say unknown: the record gets the truth, the
-			// exit was reported already.
-			r.Exit, stale, known = ex, true, true
-			return nil
-		}
-		if r.Exit != nil {
-			recorded, stale = r.Exit, true
-			return nil
-		}
-		r.Exit = ex
-		finishRunState(r.Annotations, ex.Signal)
-		if r.Status != Stopped && r.Status != Deleting {
-			next, err := transition(r.Status, Stopped)
-			if err != nil {
-				return err
+		switch {
+		case r.Anchor != who: // a later anchor's record
+		case r.Exit == nil:
+			r.Exit, report = ex, ex
+			finishRunState(r.Annotations, ex.Signal)
+			if r.Status != Stopped && r.Status != Deleting {
+				next, err := transition(r.Status, Stopped)
+				if err != nil {
+					return err
+				}
+				r.Status = next
 			}
-			r.Status = next
+		case r.Exit.Code == CodeUnknown && ex.Code != CodeUnknown:
+			// The reaper's status, come after an adoption's watch that
+			// could only say unknown: the record gets the truth; the
+			// exit was reported already.
+			r.Exit = ex
+			s.log.Info("task exited", "id", id, "pid", who.PID, "code", ex.Code, "reason", ex.Reason, "signal", ex.Signal)
+		default:
+			// Recorded by another (the machine's init that reaped the
+			// adopted anchor): this Tasks reports that exit, once.
+			s.mu.Lock()
+			if _, seen := s.exited[id]; !seen {
+				report = r.Exit
+			}
+			s.mu.Unlock()
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, ErrNotExist) {
+	if err != nil && errors.Is(err, ErrNotExist) {
+		report = ex // its record is gone (deleted): its waiters are still told
+	} else if err != nil {
 		s.log.Warn("record exit", "id", id, "err", err)
 	}
-	if known {
-		s.log.Info("task exited", "id", id, "pid", who.PID, "code", ex.Code, "reason", ex.Reason, "signal", ex.Signal)
-	}
-	if recorded != nil {
-		// Recorded by another (the machine's init that reaped the
-		// adopted anchor): this Tasks reports that exit, once.
-		s.mu.Lock()
-		_, seen := s.exited[id]
-		s.mu.Unlock()
-		if !seen {
-			ex, stale = recorded, false
-		}
-	}
-	if stale {
+	if report == nil {
 		return
 	}
-	s.log.Info("task exited", "id", id, "pid", who.PID, "code", ex.Code, "reason", ex.Reason, "signal", ex.Signal)
+	s.log.Info("task exited", "id", id, "pid", who.PID, "code", report.Code, "reason", report.Reason, "signal", report.Signal)
 	if s.opts.OnExit != nil {
-		s.opts.OnExit(id, ex)
+		s.opts.OnExit(id, report)
 	}
 	s.mu.Lock()
 	ws := s.waiters[id]
 	delete(s.waiters, id)
-	s.exited[id] = ex
+	s.exited[id] = report
 	s.mu.Unlock()
 	for _, w := range ws {
-		w <- ex
+		w <- report
 	}
 }
 
@@ -265,12 +256,7 @@ func (s *Tasks) RecordOrphan(r reaper.Reaped) bool {
 			if err != nil || rec.Anchor.PID != r.PID || (rec.Exit != nil && rec.Exit.Code != CodeUnknown) {
 				continue // not this anchor's, or its exit is known already
 			}
-			in := s
-			if ns != s.opts.Namespace {
-				o := s.opts
-				o.Namespace, o.OnExit = ns, nil
-				in = &Tasks{opts: o, store: s.store, log: o.Logger.With("namespace", ns), waiters: map[string][]chan *Exit{}, exited: map[string]*Exit{}}
-			}
+			in := s.inNamespace(ns)
 			memDir := ""
 			if c, err := in.loadContainer(ns, id); err == nil {
 				memDir = memoryDir(c)

@@ -50,8 +50,8 @@ func (s *Tasks) State(ref string) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
-	st := s.stateOf(rec)
-	if st.Status == Stopped && st.VM != nil {
+	st, unfinished := s.stateOf(rec)
+	if unfinished {
 		s.finishRunState(rec)
 	}
 	st.Annotations = s.annotations(rec)
@@ -69,11 +69,7 @@ func (s *Tasks) finishRunState(rec *Record) {
 	}
 	defer unlock()
 	if now, err := s.store.Load(rec.Namespace, rec.ID); err == nil && now.Anchor == rec.Anchor {
-		sig := ""
-		if now.Exit != nil {
-			sig = now.Exit.Signal
-		}
-		finishRunState(now.Annotations, sig)
+		finishRunState(now.Annotations, now.Exit.signal())
 	}
 }
 
@@ -106,10 +102,13 @@ func (s *Tasks) annotations(rec *Record) map[string]string {
 	return spec.Annotations
 }
 
-func (s *Tasks) stateOf(rec *Record) *State {
+// stateOf is a task's state; unfinished says a stopped hypervisor task's
+// run state is one its killed anchor left unfinished (finished here, in
+// the State: see finishRunState for its file).
+func (s *Tasks) stateOf(rec *Record) (st *State, unfinished bool) {
 	h := s.peek(rec)
 	defer h.close()
-	st := &State{
+	st = &State{
 		OCIVersion:  specs.Version,
 		ID:          rec.ID,
 		Status:      h.status,
@@ -129,6 +128,9 @@ func (s *Tasks) stateOf(rec *Record) *State {
 		st.PID = rec.Anchor.PID
 	} else {
 		st.Exit = h.stoppedExit(st.VM)
+		if unfinished = st.VM != nil && st.VM.End == ""; unfinished {
+			st.VM.AnchorEnded(rec.Exit.signal())
+		}
 	}
 	st.Rootfs = rec.Rootfs
 	if st.Rootfs == "" { // a record from before Rootfs was kept
@@ -139,7 +141,7 @@ func (s *Tasks) stateOf(rec *Record) *State {
 			}
 		}
 	}
-	return st
+	return st, unfinished
 }
 
 // List reports every task of the namespace, reading only the records:
@@ -162,7 +164,8 @@ func (s *Tasks) List() ([]*State, error) {
 			out = append(out, s.unknownState(id, err))
 			continue
 		}
-		out = append(out, s.stateOf(rec))
+		st, _ := s.stateOf(rec)
+		out = append(out, st)
 	}
 	return out, nil
 }
@@ -179,7 +182,6 @@ func (s *Tasks) Spec(ref string) (*specs.Spec, error) {
 // stoppedExit is how a stopped task ended. A container app VM's is its
 // app's, as its guest reported it, whether or not a reaper of moor's saw
 // the anchor end (vm is the guest's run state, nil for other tasks); a
-// run state the anchor could not finish (it was killed) is finished here.
 // Another's is the exit recorded or, when no reaper of moor's saw it (a
 // task created and started by the CLI), an OOM kill while the task's
 // cgroup counts it; otherwise the code and reason are unknown.
@@ -194,13 +196,6 @@ func (h *handle) stoppedExit(vm *devicemodel.RunState) *Exit {
 			memDir = memoryDir(c)
 		}
 		ex = unseenExit(memDir, nil)
-	}
-	if vm != nil {
-		sig := ""
-		if h.rec.Exit != nil {
-			sig = h.rec.Exit.Signal
-		}
-		vm.AnchorEnded(sig)
 	}
 	return ex
 }

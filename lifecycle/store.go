@@ -84,6 +84,14 @@ type Exit struct {
 	At     time.Time  `json:"at,omitzero"`
 }
 
+// signal is the signal that ended the anchor, "" for none or no exit.
+func (e *Exit) signal() string {
+	if e == nil {
+		return ""
+	}
+	return e.Signal
+}
+
 // CodeUnknown is the code of an exit no reaper of moor's saw; JSON shows
 // it as "unknown".
 const CodeUnknown = -1

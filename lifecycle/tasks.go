@@ -110,11 +110,11 @@ func New(opts Options) (*Tasks, error) {
 	if !namePattern.MatchString(opts.Namespace) {
 		return nil, fmt.Errorf("task namespace %q: want letters, digits and _.- only", opts.Namespace)
 	}
-	if p := opts.CgroupParent; p != "" && (!strings.HasPrefix(p, "/") || strings.Contains("/"+p+"/", "/../")) {
-		return nil, fmt.Errorf("cgroup parent %q: want an absolute cgroup path without \"..\"", p)
-	}
 	if path.Clean(opts.CgroupParent) == "/" {
 		opts.CgroupParent = "" // the whole tree: no confinement
+	}
+	if p := opts.CgroupParent; p != "" && (!strings.HasPrefix(p, "/") || cgroup.CheckPath(p, false) != nil) {
+		return nil, fmt.Errorf("cgroup parent %q: want an absolute cgroup path without \"..\"", p)
 	}
 	if opts.Runtime == nil {
 		opts.Runtime = Libcontainer{}
@@ -130,6 +130,11 @@ func New(opts Options) (*Tasks, error) {
 			return nil, errors.New("systemd cgroup driver: systemd is not running on this host (no /run/systemd/system); drop --systemd-cgroup")
 		}
 	}
+	return newTasks(opts), nil
+}
+
+// newTasks is a Tasks of checked options.
+func newTasks(opts Options) *Tasks {
 	return &Tasks{
 		opts:    opts,
 		store:   Store{Root: opts.Root},
@@ -139,7 +144,18 @@ func New(opts Options) (*Tasks, error) {
 		exited:  map[string]*Exit{},
 		starts:  make(chan struct{}, maxConcurrentStarts),
 		held:    map[string]heldContainer{},
-	}, nil
+	}
+}
+
+// inNamespace is a Tasks like s for another task namespace, with no
+// OnExit of its own.
+func (s *Tasks) inNamespace(ns string) *Tasks {
+	if ns == s.opts.Namespace {
+		return s
+	}
+	o := s.opts
+	o.Namespace, o.OnExit = ns, nil
+	return newTasks(o)
 }
 
 // Store is the state store this Tasks uses.

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"os"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -41,8 +42,7 @@ func (m *Manager) saveJournal() {
 // restarted with its backoff otherwise (it ended while no supervisor
 // watched); restart counts and backoff come back from the tasks' records,
 // and those of services that had none (being restarted, or their create
-// failed) from the journal; a changed service
-// starts afresh. Onboot tasks
+// failed) from the journal; a changed service starts afresh. Onboot tasks
 // of this boot are left to runOnboot; anything else of the namespace is
 // stopped and removed. It returns the counts of the services it did not
 // take over, for their start.
@@ -63,7 +63,7 @@ func (m *Manager) adopt(tree *Tree) map[string]counts {
 	}
 	for _, st := range states {
 		id := st.ID
-		if m.journal.ranOnboot(m.opts.BootID, id) && isOnboot(tree, id) {
+		if m.journal.ranOnboot(m.opts.BootID, id) && slices.ContainsFunc(tree.Onboot, func(u *Unit) bool { return u.ID == id }) {
 			continue
 		}
 		if u := units[id]; u != nil && m.sameSpec(id, u) {
@@ -104,15 +104,6 @@ func (m *Manager) takeOver(u *Unit, st *lifecycle.State) bool {
 	m.services[u.ID] = svc
 	m.order = append(m.order, u.ID)
 	return true
-}
-
-func isOnboot(tree *Tree, id string) bool {
-	for _, u := range tree.Onboot {
-		if u.ID == id {
-			return true
-		}
-	}
-	return false
 }
 
 func (m *Manager) sameSpec(id string, u *Unit) bool {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/lf-edge/moor/internal/evebox"
 	"github.com/lf-edge/moor/lifecycle"
+	"github.com/lf-edge/moor/procfs"
 	"github.com/lf-edge/moor/supervisor"
 )
 
@@ -212,7 +213,7 @@ trap 'exit 0' TERM; while :; do sleep 0.2; done`, moorBin, stateRoot, app.Dir, a
 	s := evebox.LinuxkitSpec(root, "/bin/sh", "-c", script)
 	s.Linux.CgroupsPath = cgroupParent + "/" + taskID(t)
 	s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: evebox.AllCaps, Effective: evebox.AllCaps, Permitted: evebox.AllCaps}
-	s.Linux.Namespaces = without(s.Linux.Namespaces, specs.PIDNamespace)
+	s.Linux.Namespaces = evebox.Without(s.Linux.Namespaces, specs.PIDNamespace)
 	s.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
 	s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
 	s.Mounts = slices.DeleteFunc(s.Mounts, func(m specs.Mount) bool { return m.Destination == "/sys/fs/cgroup" })
@@ -287,15 +288,11 @@ func descends(p, anc int) bool {
 		if p == anc {
 			return true
 		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
+		st, err := procfs.ReadStat(procfs.Root, p)
 		if err != nil {
 			return false
 		}
-		m := regexp.MustCompile(`(?m)^PPid:\s+(\d+)`).FindSubmatch(b)
-		if m == nil {
-			return false
-		}
-		p, _ = strconv.Atoi(string(m[1]))
+		p = st.PPID
 	}
 	return false
 }

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/lf-edge/moor/devicemodel/qemu"
+	"github.com/lf-edge/moor/internal/evebox"
 	"github.com/lf-edge/moor/supervisor"
 )
 
@@ -71,7 +71,7 @@ func (tr *machineTree) add(t *testing.T, kind, name, script string, annotations 
 	s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit}
 	s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &pids}
 	s.Mounts = append(s.Mounts, specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev"}})
-	s.Linux.Namespaces = append(without(s.Linux.Namespaces, specs.CgroupNamespace), specs.LinuxNamespace{Type: specs.CgroupNamespace})
+	s.Linux.Namespaces = append(evebox.Without(s.Linux.Namespaces, specs.CgroupNamespace), specs.LinuxNamespace{Type: specs.CgroupNamespace})
 	s.Annotations = annotations
 	if edit != nil {
 		edit(s)
@@ -95,17 +95,6 @@ func withBoot(s *specs.Spec) {
 	for _, set := range []*[]string{&c.Bounding, &c.Effective, &c.Permitted} {
 		*set = append(*set, "CAP_SYS_BOOT")
 	}
-}
-
-// without is namespaces less those of the given types.
-func without(namespaces []specs.LinuxNamespace, types ...specs.LinuxNamespaceType) []specs.LinuxNamespace {
-	var out []specs.LinuxNamespace
-	for _, n := range namespaces {
-		if !slices.Contains(types, n.Type) {
-			out = append(out, n)
-		}
-	}
-	return out
 }
 
 // debianKernel is Debian's kernel image and its release.
@@ -281,7 +270,7 @@ func TestMachineCtrlAltDel(t *testing.T) {
 	// In the guest's network and UTS namespaces: it sees lo and the name.
 	tr.add(t, "onboot", "000-hello", `echo onboot says hello; echo "host=$(hostname) lo=$(ip -o link show lo | grep -o '<[^>]*>')"`, nil,
 		func(s *specs.Spec) {
-			s.Linux.Namespaces = without(s.Linux.Namespaces, specs.NetworkNamespace, specs.UTSNamespace)
+			s.Linux.Namespaces = evebox.Without(s.Linux.Namespaces, specs.NetworkNamespace, specs.UTSNamespace)
 			s.Hostname = ""
 		})
 	tr.add(t, "services", "010-web", webScript, grace, nil)

@@ -122,7 +122,7 @@ func probeSpec() *specs.Spec {
 	s := LinuxkitSpec(imageDir+"/rootfs", "/bin/sh", "-c", probeScript)
 	s.Linux.CgroupsPath = "/eve/services/debug"
 	s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: AllCaps, Effective: AllCaps, Permitted: AllCaps}
-	s.Linux.Namespaces = without(s.Linux.Namespaces, specs.PIDNamespace)
+	s.Linux.Namespaces = Without(s.Linux.Namespaces, specs.PIDNamespace)
 	s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
 	s.Mounts = slices.DeleteFunc(s.Mounts, func(m specs.Mount) bool { return m.Destination == "/sys/fs/cgroup" })
 	s.Mounts = append(s.Mounts,

@@ -143,7 +143,7 @@ func (e *Tree) Write() error {
 	pillar.Linux.CgroupsPath = services("pillar")
 	pillar.Process.OOMScoreAdj = &adj
 	pillar.Process.Capabilities = &specs.LinuxCapabilities{Bounding: AllCaps, Effective: AllCaps, Permitted: AllCaps}
-	pillar.Linux.Namespaces = without(pillar.Linux.Namespaces, specs.PIDNamespace, specs.NetworkNamespace)
+	pillar.Linux.Namespaces = Without(pillar.Linux.Namespaces, specs.PIDNamespace, specs.NetworkNamespace)
 	pillar.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Type: "a", Major: ptr(int64(0)), Minor: ptr(int64(0)), Access: "rwm"}}
 	pillar.Linux.RootfsPropagation = "shared"
 	pillar.Mounts = append(pillar.Mounts,
@@ -175,7 +175,7 @@ func WriteBundle(dir string, s *specs.Spec) error {
 
 func ptr[T any](v T) *T { return &v }
 
-// without is namespaces less those of the given types.
-func without(namespaces []specs.LinuxNamespace, types ...specs.LinuxNamespaceType) []specs.LinuxNamespace {
+// Without is namespaces less those of the given types.
+func Without(namespaces []specs.LinuxNamespace, types ...specs.LinuxNamespaceType) []specs.LinuxNamespace {
 	return slices.DeleteFunc(slices.Clone(namespaces), func(n specs.LinuxNamespace) bool { return slices.Contains(types, n.Type) })
 }
