@@ -3,6 +3,7 @@ package guest
 import (
 	"errors"
 	"fmt"
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"io/fs"
 	"os"
 	"path"
@@ -176,38 +177,12 @@ func missingMountPoints(cfg *Config, root string) []string {
 	return missing
 }
 
-// maxSymlinks bounds the symlinks followed in resolving one path, as the
-// kernel's limit for a lookup does.
-const maxSymlinks = 40
-
 // resolveIn is p as the app sees it inside root, a path below root: each
-// symlink of the app's tree is followed as the app would follow it, an
-// absolute one from root, and ".." stops at root. What does not exist is
-// taken as it is.
+// symlink on the way is resolved inside root, never above it (a missing
+// part is kept as it is: a mount point to make). Too many links are
+// ELOOP.
 func resolveIn(root, p string) (string, error) {
-	done, rest := "/", p
-	for links := 0; rest != ""; {
-		var part string
-		part, rest, _ = strings.Cut(strings.TrimLeft(rest, "/"), "/")
-		next := path.Join(done, part)
-		fi, err := os.Lstat(filepath.Join(root, next))
-		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
-			done = next
-			continue
-		}
-		if links++; links > maxSymlinks {
-			return "", fmt.Errorf("resolve %s in %s: %w", p, root, unix.ELOOP)
-		}
-		target, err := os.Readlink(filepath.Join(root, next))
-		if err != nil {
-			return "", fmt.Errorf("resolve %s in %s: %w", p, root, err)
-		}
-		if path.IsAbs(target) {
-			done = "/"
-		}
-		rest = target + "/" + rest
-	}
-	return filepath.Join(root, done), nil
+	return securejoin.SecureJoin(root, p)
 }
 
 // below says p is one of dirs or lies below one of them.
