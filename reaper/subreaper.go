@@ -38,3 +38,18 @@ func IsSubreaper() (bool, error) {
 	}
 	return on != 0, nil
 }
+
+// Own makes the process a child subreaper (checked) with a reaper of its
+// own, whose orphans go to onOrphan; release reaps what is left, so that
+// the process ends with no zombie of its, and closes the reaper.
+func Own(onOrphan func(Reaped)) (rp *Reaper, release func(), err error) {
+	if err := BecomeSubreaper(); err != nil {
+		return nil, nil, err
+	}
+	rp = NewReaper()
+	rp.OnOrphan(onOrphan)
+	return rp, func() {
+		rp.ReapNow()
+		rp.Close()
+	}, nil
+}

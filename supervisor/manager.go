@@ -229,15 +229,7 @@ func (m *Manager) reaper() (rp *reaper.Reaper, release func(), err error) {
 	if m.opts.Reaper != nil {
 		return m.opts.Reaper, func() {}, nil
 	}
-	if err := reaper.BecomeSubreaper(); err != nil {
-		return nil, nil, err
-	}
-	rp = reaper.NewReaper()
-	rp.OnOrphan(m.Orphan)
-	return rp, func() {
-		rp.ReapNow() // exit with no zombie of ours left
-		rp.Close()
-	}, nil
+	return reaper.Own(m.Orphan)
 }
 
 func (m *Manager) loop(ctx context.Context, sigs <-chan os.Signal) error {

@@ -40,8 +40,8 @@ type Options struct {
 	// Runtime makes the tasks' containers; libcontainer when nil. Unit
 	// tests pass lifecycle/fake's.
 	Runtime lifecycle.Runtime
-	// Reaper is the process's one reaper, in a child subreaper (the
-	// anchors libcontainer starts are grandchildren of the process); it
+	// Reaper is the process's one reaper, which collects the anchors the
+	// Manager starts (libcontainer makes each a child of its creator); it
 	// stays the caller's.
 	Reaper *reaper.Reaper
 	// Signals, when set, is where Run takes SIGTERM and SIGINT from

@@ -133,12 +133,7 @@ func (o *Options) reaper() (rp *reaper.Reaper, release func(), err error) {
 	if o.Reaper != nil {
 		return o.Reaper, func() {}, nil
 	}
-	if err := reaper.BecomeSubreaper(); err != nil {
-		return nil, nil, err
-	}
-	rp = reaper.NewReaper()
-	rp.OnOrphan(func(r reaper.Reaped) { o.Logger.Debug("reaped", "pid", r.PID, "code", r.Code()) })
-	return rp, rp.Close, nil
+	return reaper.Own(func(r reaper.Reaped) { o.Logger.Debug("reaped", "pid", r.PID, "code", r.Code()) })
 }
 
 // signals are the signals Run handles: the caller's, or the process's own

@@ -83,14 +83,15 @@ func run(args []string) int {
 	return 0
 }
 
-// serve runs the manager as the process's one reaper: a child subreaper,
-// since the anchors libcontainer starts are grandchildren of the process.
+// serve runs the manager as the process's one reaper, a child subreaper:
+// it reaps what the apps' processes leave too.
 func serve(opts taskmgr.Options) error {
-	if err := reaper.BecomeSubreaper(); err != nil {
+	rp, release, err := reaper.Own(func(reaper.Reaped) {})
+	if err != nil {
 		return err
 	}
-	opts.Reaper = reaper.NewReaper()
-	defer func() { opts.Reaper.ReapNow(); opts.Reaper.Close() }() // no zombie of ours left
+	defer release()
+	opts.Reaper = rp
 	m, err := taskmgr.New(opts)
 	if err != nil {
 		return err
