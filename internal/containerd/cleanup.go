@@ -81,7 +81,7 @@ type Shim struct {
 
 // Shims lists the shims whose command line names the daemon's socket.
 func (d *Daemon) Shims() ([]Shim, error) {
-	entries, err := os.ReadDir("/proc")
+	entries, err := os.ReadDir(procfs.Root)
 	if err != nil {
 		return nil, fmt.Errorf("list processes: %w", err)
 	}
@@ -91,7 +91,7 @@ func (d *Daemon) Shims() ([]Shim, error) {
 		if err != nil {
 			continue
 		}
-		args, err := procfs.ReadCmdline("/proc", pid)
+		args, err := procfs.ReadCmdline(procfs.Root, pid)
 		if err != nil {
 			continue // gone meanwhile
 		}
@@ -123,16 +123,16 @@ func shimTask(args []string, socket string) (string, bool) {
 // killProcess kills pid with SIGKILL through a pidfd, once it has checked
 // the process there still has args, and waits for it to exit.
 func killProcess(pid int, args []string) error {
-	id, err := anchor.Capture("/proc", pid)
+	id, err := anchor.Capture(procfs.Root, pid)
 	if err != nil {
 		return err
 	}
-	h, err := id.Open("/proc")
+	h, err := id.Open(procfs.Root)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	if now, err := procfs.ReadCmdline("/proc", pid); err != nil || !slices.Equal(now, args) {
+	if now, err := procfs.ReadCmdline(procfs.Root, pid); err != nil || !slices.Equal(now, args) {
 		return fmt.Errorf("pid %d is no longer the shim: %w", pid, anchor.ErrGone)
 	}
 	if err := h.Signal(unix.SIGKILL); err != nil {
