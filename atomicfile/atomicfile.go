@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"golang.org/x/sys/unix"
 )
 
 // Write replaces path with b through a temporary file beside it, made
@@ -58,11 +60,50 @@ func Create(path string, r io.Reader, perm fs.FileMode) error {
 func tempFile(path string, perm fs.FileMode) (*os.File, error) {
 	dir, name := filepath.Split(path)
 	for range 100 {
-		tmp := filepath.Join(dir, "."+name+"."+strconv.FormatUint(uint64(rand.Uint32()), 10))
+		tmp := filepath.Join(dir, tempName(name))
 		f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
 		if !errors.Is(err, fs.ErrExist) {
 			return f, err
 		}
 	}
 	return nil, &fs.PathError{Op: "create temporary file for", Path: path, Err: fs.ErrExist}
+}
+
+// tempName is a temporary name beside name.
+func tempName(name string) string {
+	return "." + name + "." + strconv.FormatUint(uint64(rand.Uint32()), 10)
+}
+
+// WriteAt replaces the file name of the directory dir with b, as Write
+// does, through dir's descriptor: the temporary file is made with
+// O_NOFOLLOW and perm, and renamed within dir, so no path above dir is
+// looked up again.
+func WriteAt(dir *os.File, name string, b []byte, perm fs.FileMode) error {
+	var tmp string
+	fd := -1
+	for i := 0; fd < 0; i++ {
+		if i == 100 {
+			return &fs.PathError{Op: "create temporary file for", Path: filepath.Join(dir.Name(), name), Err: fs.ErrExist}
+		}
+		tmp = tempName(name)
+		var err error
+		fd, err = unix.Openat(int(dir.Fd()), tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm))
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return &fs.PathError{Op: "create", Path: filepath.Join(dir.Name(), tmp), Err: err}
+		}
+	}
+	f := os.NewFile(uintptr(fd), filepath.Join(dir.Name(), tmp))
+	_, err := f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		if err = unix.Renameat(int(dir.Fd()), tmp, int(dir.Fd()), name); err != nil {
+			err = &fs.PathError{Op: "rename", Path: filepath.Join(dir.Name(), name), Err: err}
+		}
+	}
+	if err != nil {
+		_ = unix.Unlinkat(int(dir.Fd()), tmp, 0)
+	}
+	return err
 }

@@ -105,3 +105,33 @@ func TestCreateReadFails(t *testing.T) {
 	}
 	onlyFiles(t, dir)
 }
+
+// TestWriteAt: the file is written through the directory's descriptor; a
+// symlink in its place is replaced, never followed.
+func TestWriteAt(t *testing.T) {
+	dir, elsewhere := t.TempDir(), filepath.Join(t.TempDir(), "target")
+	if err := os.WriteFile(elsewhere, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, filepath.Join(dir, "f")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := WriteAt(d, "f", []byte("new"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(elsewhere); string(b) != "keep" {
+		t.Fatalf("the symlink's target was written: %q", b)
+	}
+	fi, err := os.Lstat(filepath.Join(dir, "f"))
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("f is %v (%v), want a regular file, 0600", fi.Mode(), err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("%d entries in the directory, want f alone", len(ents))
+	}
+}

@@ -4,14 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lf-edge/moor/atomicfile"
 )
 
 // ErrUnsafePath means a path under the state root is a symlink, or not a
@@ -145,35 +145,6 @@ func readRegular(f *os.File) ([]byte, error) {
 	return io.ReadAll(f)
 }
 
-// writeFile replaces name in dir with b through a temporary file beside
-// it and a rename: the rename replaces a symlink there, never follows it.
-func writeFile(dir *os.File, name string, b []byte) error {
-	var tmp string
-	fd := -1
-	for fd < 0 {
-		tmp = "." + name + "." + strconv.FormatUint(uint64(rand.Uint32()), 10)
-		var err error
-		fd, err = unix.Openat(int(dir.Fd()), tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-		if err != nil && !errors.Is(err, unix.EEXIST) {
-			return &os.PathError{Op: "create", Path: filepath.Join(dir.Name(), tmp), Err: err}
-		}
-	}
-	f := os.NewFile(uintptr(fd), filepath.Join(dir.Name(), tmp))
-	_, err := f.Write(b)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		if err = unix.Renameat(int(dir.Fd()), tmp, int(dir.Fd()), name); err != nil {
-			err = &os.PathError{Op: "rename", Path: filepath.Join(dir.Name(), name), Err: err}
-		}
-	}
-	if err != nil {
-		_ = unix.Unlinkat(int(dir.Fd()), tmp, 0)
-	}
-	return err
-}
-
 // writeIn writes the file name in the directory rel beneath the state root.
 func (s Store) writeIn(rel, name string, b []byte) error {
 	d, err := s.openDir(rel)
@@ -181,7 +152,7 @@ func (s Store) writeIn(rel, name string, b []byte) error {
 		return err
 	}
 	defer d.Close()
-	return writeFile(d, name, b)
+	return atomicfile.WriteAt(d, name, b, 0o600)
 }
 
 // mkdirAll makes the directories of rel beneath the state root (0700)

@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lf-edge/moor/atomicfile"
+
 	"github.com/lf-edge/moor/cgroup"
 )
 
@@ -65,7 +67,7 @@ func (s Store) updateParents(fn func(parents []string) []string) error {
 		return nil
 	}
 	if b, err = json.Marshal(after); err == nil {
-		err = writeFile(root, parentsFile, b)
+		err = atomicfile.WriteAt(root, parentsFile, b, 0o600)
 	}
 	if err != nil {
 		return fmt.Errorf("cgroup parents: %w", err)
