@@ -47,7 +47,12 @@ func (s Store) updateParents(fn func(parents []string) []string) error {
 		}
 	}
 	var parents []string
-	b, err := s.readFile(parentsFile)
+	var b []byte
+	f, err := openAt(root, parentsFile, unix.O_RDONLY, beneath) // the root held open and locked
+	if err == nil {
+		b, err = readRegular(f)
+		f.Close()
+	}
 	switch {
 	case err == nil:
 		if err := json.Unmarshal(b, &parents); err != nil {

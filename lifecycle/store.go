@@ -436,7 +436,10 @@ func (s Store) Claim(r *Record) error {
 		if err != nil {
 			return fmt.Errorf("claim task %s: %w", r.ID, err)
 		}
-		_, serr := openAt(d, recordFile, unix.O_PATH, beneath)
+		f, serr := openAt(d, recordFile, unix.O_PATH, beneath)
+		if serr == nil {
+			f.Close()
+		}
 		d.Close()
 		if !errors.Is(serr, os.ErrNotExist) || try > 0 {
 			return fmt.Errorf("claim task %s: %w", r.ID, ErrExist)
@@ -538,9 +541,12 @@ func (s Store) CheckContainer(namespace, id string) error {
 	}
 	b, err := s.readFile(path.Join(s.containerRel(namespace, id), "state.json"))
 	if errors.Is(err, os.ErrNotExist) {
-		_, err = s.openDir(s.containerRel(namespace, id)) // a fake runtime keeps no state.json
+		d, err := s.openDir(s.containerRel(namespace, id)) // a fake runtime keeps no state.json
 		if errors.Is(err, os.ErrNotExist) {
 			return nil
+		}
+		if err == nil {
+			d.Close()
 		}
 		return err
 	}
