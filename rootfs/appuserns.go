@@ -56,15 +56,15 @@ func applyUserNS(s *specs.Spec, a *App) error {
 		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: u.HostGID, Size: u.Size}}
 	}
 	for i, v := range a.Volumes {
-		if v.IDMap && !newUserNS(s) {
+		if v.IDMap && !NewUserNS(s) {
 			return appErr(fmt.Sprintf("volumes[%d].idmap", i), "the task has no user namespace of its own (set userNamespace)")
 		}
 	}
 	return nil
 }
 
-// newUserNS says whether spec makes a user namespace of its own.
-func newUserNS(spec *specs.Spec) bool {
+// NewUserNS says whether spec makes a user namespace of its own.
+func NewUserNS(spec *specs.Spec) bool {
 	if spec.Linux == nil {
 		return false
 	}

@@ -24,7 +24,7 @@ func TestAppUserNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !newUserNS(s) {
+	if !NewUserNS(s) {
 		t.Fatalf("no user namespace: %+v", s.Linux.Namespaces)
 	}
 	want := func(host uint32) []specs.LinuxIDMapping {

@@ -97,15 +97,6 @@ func namespace(spec *specs.Spec) (specs.LinuxNamespace, bool) {
 	return spec.Linux.Namespaces[i], true
 }
 
-// own says whether spec makes a user namespace of its own.
-func own(spec *specs.Spec) bool {
-	if spec.Linux == nil {
-		return false
-	}
-	ns, ok := namespace(spec)
-	return ok && ns.Path == ""
-}
-
 // rootInScratch says whether the task's root will be a mount in its
 // scratch directory: idmapped, an overlay, or the host's root.
 func rootInScratch(spec *specs.Spec) bool {
@@ -151,7 +142,7 @@ func overlap(a, b, sizeA, sizeB uint32) bool {
 // namespace); ok is false when the spec makes no user namespace of its
 // own or does not map ID 0.
 func hostRoot(spec *specs.Spec) (uid, gid uint32, ok bool) {
-	if !own(spec) {
+	if !rootfs.NewUserNS(spec) {
 		return 0, 0, false
 	}
 	uid, uok := hostID(spec.Linux.UIDMappings, 0)

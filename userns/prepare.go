@@ -23,7 +23,7 @@ import (
 // on it). Other tasks get nothing. undo removes the scratch directory
 // and what is mounted in it (rootfs.Cleanup).
 func (h Host) Prepare(spec *specs.Spec, scratchDir string) (undo func() error, err error) {
-	if !own(spec) || spec.Root == nil || !rootInScratch(spec) {
+	if !rootfs.NewUserNS(spec) || spec.Root == nil || !rootInScratch(spec) {
 		return func() error { return nil }, nil
 	}
 	if err := rootfs.MakeScratch(scratchDir); err != nil {
