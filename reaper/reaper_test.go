@@ -312,16 +312,19 @@ func TestStartTracedStop(t *testing.T) {
 	done := make(chan Reaped, 2)
 	cmd := exec.Command("/bin/true")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Ptrace: true}
+	// The stop is awaited while Start holds the reaper off, so the
+	// reaper's wait4, which a traced child's stop also answers, cannot
+	// take it first.
+	var stopErr error
+	rp.forked = func(pid int) {
+		var info unix.Siginfo
+		stopErr = unix.Waitid(unix.P_PID, pid, &info, unix.WSTOPPED|unix.WNOWAIT, nil)
+	}
 	if err := rp.Start(cmd, func(r Reaped) { done <- r }); err != nil {
 		t.Fatal(err)
 	}
-	stopped := make(chan error, 1)
-	go func() {
-		var info unix.Siginfo
-		stopped <- unix.Waitid(unix.P_PID, cmd.Process.Pid, &info, unix.WSTOPPED|unix.WNOWAIT, nil)
-	}()
-	if err := await(t, stopped, "the traced child's stop"); err != nil {
-		t.Fatalf("waitid: %v", err)
+	if stopErr != nil {
+		t.Fatalf("waitid for the traced child's stop: %v", stopErr)
 	}
 	if !rp.ReapNow() {
 		t.Fatal("ReapNow: no child left, want the stopped one")

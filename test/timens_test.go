@@ -15,22 +15,26 @@ func withTimeNS(b *bundle, offsets map[string]specs.LinuxTimeOffset) {
 	b.Spec.Linux.TimeOffsets = offsets
 }
 
-// uptime is the first field of a /proc/uptime text: CLOCK_BOOTTIME in
-// seconds, as the reader's time namespace sees it.
-func uptime(t *testing.T, text string) float64 {
+// uptime is the first field of a /proc/uptime text: CLOCK_BOOTTIME, as
+// the reader's time namespace sees it, in hundredths of a second, the
+// kernel's own unit there. Whole numbers, so that two readings in the
+// same hundredth compare equal, as floats would not once 1000 s is added.
+func uptime(t *testing.T, text string) int64 {
 	t.Helper()
 	f := strings.Fields(text)
 	if len(f) == 0 {
 		t.Fatalf("uptime %q: empty", text)
 	}
-	v, err := strconv.ParseFloat(f[0], 64)
-	if err != nil {
-		t.Fatalf("uptime %q: %v", text, err)
+	secs, hundredths, ok := strings.Cut(f[0], ".")
+	s, err1 := strconv.ParseInt(secs, 10, 64)
+	h, err2 := strconv.ParseInt(hundredths, 10, 64)
+	if !ok || err1 != nil || err2 != nil || len(hundredths) != 2 {
+		t.Fatalf("uptime %q: want seconds with two decimals", text)
 	}
-	return v
+	return s*100 + h
 }
 
-func hostUptime(t *testing.T) float64 {
+func hostUptime(t *testing.T) int64 {
 	t.Helper()
 	b, err := os.ReadFile("/proc/uptime")
 	if err != nil {
@@ -54,8 +58,9 @@ func TestTimensBoottimeOffset(t *testing.T) {
 		t.Fatalf("run: %v", r)
 	}
 	inside := uptime(t, r.Stdout)
-	if inside < before+1000 || inside > after+1000 {
-		t.Fatalf("uptime inside %.2f s, want %.2f to %.2f (the host's + 1000 s)", inside, before+1000, after+1000)
+	const offset = 1000 * 100
+	if inside < before+offset || inside > after+offset {
+		t.Fatalf("uptime inside %d cs, want %d to %d (the host's + 1000 s)", inside, before+offset, after+offset)
 	}
 }
 
