@@ -42,12 +42,18 @@ type Reaper struct {
 	watchers map[int]func(Reaped)
 	orphans  func(Reaped)
 
+	// delivering counts the collections whose exits are still being
+	// handed out (under mu); delivered is signalled as each ends.
+	delivering int
+	delivered  *sync.Cond
+
 	// forked, when set (by tests), runs in Start between the child's fork
 	// and its subscription.
 	forked func(pid int)
 
-	sigs chan os.Signal
-	done chan struct{}
+	sigs   chan os.Signal
+	done   chan struct{} // closed by Close
+	closed chan struct{} // closed as the loop ends
 }
 
 // NewReaper starts the reaper. Call it once per process, before any child
@@ -58,16 +64,20 @@ func NewReaper() *Reaper {
 		watchers: map[int]func(Reaped){},
 		sigs:     make(chan os.Signal, 1),
 		done:     make(chan struct{}),
+		closed:   make(chan struct{}),
 	}
+	r.delivered = sync.NewCond(&r.mu)
 	signal.Notify(r.sigs, unix.SIGCHLD)
 	go r.loop()
 	return r
 }
 
-// Close stops the reaper.
+// Close stops the reaper. Once it returns, the reaper collects no child:
+// a child that exits later stays for whoever waits next.
 func (r *Reaper) Close() {
 	signal.Stop(r.sigs)
 	close(r.done)
+	<-r.closed
 }
 
 // HoldStarts keeps the reaper from waiting until release is called. It is
@@ -177,16 +187,32 @@ func (r *Reaper) WaitChan(pid int) <-chan Reaped {
 // ReapNow collects every child that has exited, without waiting for its
 // SIGCHLD, and reports whether any child is left: a supervisor about to
 // exit calls it so it leaves no zombie, a machine's init to know when its
-// last process is gone.
-func (r *Reaper) ReapNow() (left bool) { return r.reapAll() }
+// last process is gone. When it returns, every exit collected so far has
+// been handed out, by it or by the reaper's goroutine: an init that
+// powers off next loses no record. A watcher must not call it.
+func (r *Reaper) ReapNow() (left bool) {
+	left = r.reapAll()
+	r.mu.Lock()
+	for r.delivering > 0 {
+		r.delivered.Wait()
+	}
+	r.mu.Unlock()
+	return left
+}
 
 func (r *Reaper) loop() {
+	defer close(r.closed)
 	for {
 		select {
 		case <-r.done:
 			return
 		case <-r.sigs:
-			r.reapAll()
+			select {
+			case <-r.done: // a SIGCHLD pending at Close is not served
+				return
+			default:
+				r.reapAll()
+			}
 		}
 	}
 }
@@ -196,23 +222,34 @@ func (r *Reaper) loop() {
 // under the lock that Start forks under; the calls are made once the lock
 // is released, so a watcher that takes long holds up no start.
 func (r *Reaper) reapAll() (left bool) {
-	var deliveries []func()
-	defer func() {
-		for _, d := range deliveries {
-			d()
-		}
-	}()
 	r.starts.Lock()
-	defer r.starts.Unlock()
+	deliveries, left := r.collect()
+	r.mu.Lock()
+	r.delivering++
+	r.mu.Unlock()
+	r.starts.Unlock()
+	for _, d := range deliveries {
+		d()
+	}
+	r.mu.Lock()
+	r.delivering--
+	r.delivered.Broadcast()
+	r.mu.Unlock()
+	return left
+}
+
+// collect waits for every child that has exited, under the starts lock,
+// and returns the calls that hand out their exits.
+func (r *Reaper) collect() (deliveries []func(), left bool) {
 	for {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
 		switch {
 		case errors.Is(err, unix.EINTR):
 		case err != nil: // ECHILD: no child left
-			return false
+			return deliveries, false
 		case pid == 0:
-			return true
+			return deliveries, true
 		case ws.Stopped():
 			// A traced child's stop (the user-namespace helper stops at
 			// its exec): not an exit.

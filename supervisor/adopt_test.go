@@ -149,13 +149,14 @@ func TestFailedCreateIsKept(t *testing.T) {
 }
 
 // TestStableRunResetsBackoff: a run that lasted StableAfter starts the
-// backoff over; quick failures double it.
+// backoff over; quick failures double it. A quick run must end within
+// StableAfter, which a loaded machine's shell may not in 150 ms: 500 ms.
 func TestStableRunResetsBackoff(t *testing.T) {
 	r := newRig(t)
-	r.opts.StableAfter = 150 * time.Millisecond
+	r.opts.StableAfter = 500 * time.Millisecond
 	stamp := filepath.Join(r.shared, "slow")
 	// slow: its first two runs last past StableAfter, then it fails at once.
-	r.add(t, "services", "slow", "echo >> "+stamp+"; [ $(wc -l < "+stamp+") -le 2 ] && sleep 0.3; exit 1", policy("on-failure:4"))
+	r.add(t, "services", "slow", "echo >> "+stamp+"; [ $(wc -l < "+stamp+") -le 2 ] && sleep 0.7; exit 1", policy("on-failure:4"))
 	r.run(t)
 	r.ready(t)
 	recs := r.log.wait(t, 4, "restarting service", "slow")

@@ -35,7 +35,7 @@ func (s *syncBuf) String() string {
 func TestConsoleOutput(t *testing.T) {
 	var buf syncBuf
 	out := supervisor.NewConsoleOutput(supervisor.NewConsole(&buf))
-	out.FlushTimeout = 50 * time.Millisecond
+	out.FlushTimeout = deadline // the copy of a closed writer ends: Flush waits for it
 	w, err := out.Open("web")
 	if err != nil {
 		t.Fatal(err)
@@ -51,6 +51,7 @@ func TestConsoleOutput(t *testing.T) {
 		t.Errorf("console:\n%q\nwant:\n%q", got, want)
 	}
 
+	out.FlushTimeout = 50 * time.Millisecond
 	held, err := out.Open("held")
 	if err != nil {
 		t.Fatal(err)
