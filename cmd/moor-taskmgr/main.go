@@ -24,6 +24,12 @@ import (
 	"github.com/lf-edge/moor/taskmgr"
 )
 
+// init locks main's goroutine to the main thread, as in moor:
+// libcontainer locks a thread per start into the task's mount namespace
+// and never unlocks it, and that must not be the main thread. Only init
+// runs on the main thread for sure.
+func init() { runtime.LockOSThread() }
+
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		libcontainer.Init() // a task's init, re-executed by libcontainer: never returns
@@ -32,11 +38,7 @@ func main() {
 	// write to the broken pipe fails with EPIPE instead. Notify, not
 	// Ignore: an ignored signal would stay ignored in the apps.
 	signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
-	// As in moor: libcontainer locks a thread per start into the task's
-	// mount namespace and never unlocks it; the main thread must not be
-	// that one, so main's goroutine keeps it and only waits.
-	runtime.LockOSThread()
-	code := make(chan int)
+	code := make(chan int) // main's goroutine keeps the main thread (init) and only waits
 	go func() { code <- run(os.Args[1:]) }()
 	os.Exit(<-code)
 }

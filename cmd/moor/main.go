@@ -18,6 +18,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// init locks main's goroutine to the main thread. libcontainer runs a
+// goroutine per start that locks its thread, joins the task's mount
+// namespace and ends without unlocking; were that the main thread, Go
+// would park it there for good, pinning the namespace and its mounts.
+// The lock is taken here because the runtime runs init on the main
+// thread, locked; by main, the goroutine may already be on another.
+func init() { runtime.LockOSThread() }
+
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		libcontainer.Init() // the container's init: never returns
@@ -27,13 +35,9 @@ func main() {
 	// write to the broken pipe fails with EPIPE instead. Notify, not
 	// Ignore: an ignored signal would stay ignored in the tasks' processes.
 	signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
-	// libcontainer runs a goroutine per start that locks its thread, joins
-	// the task's mount namespace and ends without unlocking; were that the
-	// main thread, Go would park it there for good, pinning the namespace.
-	// So main's goroutine keeps the main thread and only waits, while moor
-	// runs on another (working on the locked thread itself would cost a
-	// thread handoff at every channel operation).
-	runtime.LockOSThread()
+	// main's goroutine holds the main thread (see init) and only waits,
+	// while moor runs on another: working on the locked thread itself
+	// would cost a thread handoff at every channel operation.
 	code := make(chan int)
 	go func() { code <- run(os.Args) }()
 	os.Exit(<-code)

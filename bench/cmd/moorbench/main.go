@@ -18,14 +18,15 @@ const (
 	flagMoorBin = "--moor" // path of the moor binary under test
 )
 
+// init keeps the main thread to main's goroutine, as in moor, so that
+// libcontainer's mount-namespace goroutine never ends on it.
+func init() { runtime.LockOSThread() }
+
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == modeInit {
 		libcontainer.Init() // never returns
 	}
-	// As in moor: the main thread only waits, so that libcontainer's
-	// mount-namespace goroutine never ends on it (see cmd/moor).
-	runtime.LockOSThread()
-	code := make(chan int)
+	code := make(chan int) // the main thread only waits (init)
 	go func() { code <- run(os.Args) }()
 	os.Exit(<-code)
 }
