@@ -56,8 +56,11 @@ unit:
 # Each fuzz target (package:name) for FUZZTIME, one after another; a
 # crasher is left in the package's testdata/fuzz/ and fails the run. New
 # inputs are minimized for 1s, not the default 60s, which would eat a
-# short run.
-FUZZTIME ?= 30s
+# short run. FUZZTIME is a count of runs, not a duration: Go 1.26's fuzz
+# coordinator can fail a duration's end on a loaded machine with a bare
+# "context deadline exceeded" and no crasher (go.dev/issue/75804); a
+# count has no deadline to race. 300000 runs are 10 to 30 s a target here.
+FUZZTIME ?= 300000x
 FUZZ     := lifecycle:FuzzValidateSpec lifecycle:FuzzResolveRef devicemodel:FuzzParse \
             rootfs:FuzzApp rootfs:FuzzImageConfig
 fuzz:
