@@ -2,12 +2,14 @@ package atomicfile
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -106,4 +108,55 @@ func WriteAt(dir *os.File, name string, b []byte, perm fs.FileMode) error {
 		_ = unix.Unlinkat(int(dir.Fd()), tmp, 0)
 	}
 	return err
+}
+
+// Sweep removes the temporary files that writers of path left beside it
+// when they were killed between making one and renaming it. Call it
+// where no other writer of path can be at work: as its one writer, when
+// it starts, or under the lock its writers share.
+func Sweep(path string) error {
+	dir, name := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sweep temporary files of %s: %w", path, err)
+	}
+	defer d.Close()
+	return SweepAt(d, name)
+}
+
+// SweepAt is Sweep for the file name of the directory dir, through dir's
+// descriptor (whose read offset it leaves alone).
+func SweepAt(dir *os.File, name string) error {
+	fd, err := unix.Openat(int(dir.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: dir.Name(), Err: err}
+	}
+	d := os.NewFile(uintptr(fd), dir.Name())
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if !isTemp(n, name) {
+			continue
+		}
+		if err := unix.Unlinkat(fd, n, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			return &fs.PathError{Op: "remove", Path: filepath.Join(dir.Name(), n), Err: err}
+		}
+	}
+	return nil
+}
+
+// isTemp reports whether n is one of tempName's names for name.
+func isTemp(n, name string) bool {
+	rest, ok := strings.CutPrefix(n, "."+name+".")
+	if !ok {
+		return false
+	}
+	_, err := strconv.ParseUint(rest, 10, 32)
+	return err == nil
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -133,5 +134,30 @@ func TestWriteAt(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Fatalf("%d entries in the directory, want f alone", len(ents))
+	}
+}
+
+// TestSweep: the temporary files a killed writer left beside a file are
+// removed; the file, the temporaries of other files and look-alikes stay.
+func TestSweep(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "journal.json")
+	if err := Write(path, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	left := []string{tempName("journal.json"), tempName("journal.json")}
+	keep := []string{"journal.json", tempName("other.json"), ".journal.json.", ".journal.json.x1", "journal.json.123", ".journal.json.99999999999"}
+	for _, n := range append(left, keep[1:]...) {
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Sweep(path); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(keep)
+	onlyFiles(t, dir, keep...)
+	if err := Sweep(filepath.Join(t.TempDir(), "none", "f")); err == nil {
+		t.Fatal("no error for a missing directory")
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path"
 	"slices"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -39,12 +38,8 @@ func (s Store) updateParents(fn func(parents []string) []string) error {
 	}
 	// A writer killed halfway left its temporary file; under the lock,
 	// every one there is such a leftover.
-	if names, err := root.Readdirnames(-1); err == nil {
-		for _, n := range names {
-			if strings.HasPrefix(n, "."+parentsFile+".") {
-				_ = unix.Unlinkat(int(root.Fd()), n, 0)
-			}
-		}
+	if err := atomicfile.SweepAt(root, parentsFile); err != nil {
+		return fmt.Errorf("cgroup parents: %w", err)
 	}
 	var parents []string
 	var b []byte

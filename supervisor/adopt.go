@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lf-edge/moor/atomicfile"
 	"github.com/lf-edge/moor/lifecycle"
 )
 
@@ -18,6 +19,13 @@ type counts struct{ Restarts, Failures int }
 // loadJournal reads what an earlier supervisor of this boot kept; a
 // journal of another boot (or none) starts afresh.
 func (m *Manager) loadJournal() {
+	// A supervisor killed as it wrote its journal or its status dump left
+	// a temporary file beside it: this one, their one writer, removes it.
+	for _, path := range []string{JournalPath(m.sup.Store().Root, m.opts.Namespace), m.dumpPath()} {
+		if err := atomicfile.Sweep(path); err != nil {
+			m.log.Warn("supervisor journal", "err", err)
+		}
+	}
 	j, err := ReadJournal(m.sup.Store().Root, m.opts.Namespace)
 	if err != nil {
 		m.log.Warn("supervisor journal: starting afresh", "err", err)

@@ -62,6 +62,17 @@ func TestRestartChangesNothing(t *testing.T) {
 	if err := os.WriteFile(supervisor.JournalPath(r.root, supervisor.SystemNamespace), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// It was killed as it wrote its journal and its status dump.
+	journal := supervisor.JournalPath(r.root, supervisor.SystemNamespace)
+	stale := []string{
+		filepath.Join(r.root, "."+filepath.Base(journal)+".1234"),
+		filepath.Join(r.root, ".status-"+supervisor.SystemNamespace+".json.5678"),
+	}
+	for _, f := range stale {
+		if err := os.WriteFile(f, b[:len(b)/2], 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	r.ended(t, "once", 0)
 	r.ended(t, "spent", 3)
 	r.ended(t, "crashed", 2)
@@ -72,6 +83,11 @@ func TestRestartChangesNothing(t *testing.T) {
 	r.ready(t)
 	if _, err := os.Stat(ranFile); !os.IsNotExist(err) {
 		t.Fatalf("the onboot task ran again in the same boot (%v)", err)
+	}
+	for _, f := range stale {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Errorf("the killed supervisor's temporary file %s is still there (%v)", f, err)
+		}
 	}
 	if st := r.running(t, "steady", 0); st.PID != steadyPID || st.Restarts != 5 {
 		t.Fatalf("steady: %+v, want pid %d adopted with 5 restarts", st, steadyPID)

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lf-edge/moor/atomicfile"
 	"github.com/lf-edge/moor/lifecycle"
 	"github.com/lf-edge/moor/reaper"
 )
@@ -97,6 +98,11 @@ func New(opts Options) (*Manager, error) {
 	}
 	if opts.Status != "" {
 		if err := os.MkdirAll(filepath.Dir(opts.Status), 0o755); err != nil {
+			return nil, fmt.Errorf("task manager: status file: %w", err)
+		}
+		// A manager killed as it wrote the file left a temporary beside
+		// it: this one, its one writer, removes it.
+		if err := atomicfile.Sweep(opts.Status); err != nil {
 			return nil, fmt.Errorf("task manager: status file: %w", err)
 		}
 	}

@@ -388,3 +388,19 @@ func TestStatusDirMade(t *testing.T) {
 	r.run(t)
 	r.waitStatus(t, "one running", running("one"))
 }
+
+// TestNewSweepsStatus: the temporary file a killed manager left beside
+// its status file is removed by the next one.
+func TestNewSweepsStatus(t *testing.T) {
+	status := filepath.Join(t.TempDir(), "status.json")
+	stale := filepath.Join(filepath.Dir(status), ".status.json.4242")
+	if err := os.WriteFile(stale, []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := taskmgr.New(taskmgr.Options{Apps: "apps", CgroupParent: "/eve/apps", Reaper: rp, Status: status}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("the killed manager's temporary file is still there (%v)", err)
+	}
+}

@@ -452,13 +452,22 @@ func taskState(t *testing.T, ref string) lifecycle.State {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !poll(timeout, cond) {
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
+	}
+}
+
+// poll calls cond, backing off, until it holds (true) or the timeout
+// passes (false).
+func poll(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for delay := time.Millisecond; !cond(); delay = min(2*delay, 100*time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+			return false
 		}
 		time.Sleep(delay)
 	}
+	return true
 }
 
 // waitStatus polls the task's state until it reads want.

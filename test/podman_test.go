@@ -434,18 +434,12 @@ func (pm *podmanEnv) checkNothingLeft(t *testing.T) {
 	t.Logf("containers %d, conmon PIDs %v", len(pm.ids), pm.conmons)
 	// conmon exits once the container is gone and its exit command
 	// (podman container cleanup) is started: give both a moment.
-	deadline := time.Now().Add(10 * time.Second)
 	for _, pid := range pm.conmons {
-		for pm.conmonLeft(pid) && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if pm.conmonLeft(pid) {
+		if !poll(10*time.Second, func() bool { return !pm.conmonLeft(pid) }) {
 			t.Errorf("conmon %d still running", pid)
 		}
 	}
-	for len(pm.leftProcs()) > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll(10*time.Second, func() bool { return len(pm.leftProcs()) == 0 })
 	for pid, cmdline := range pm.leftProcs() {
 		t.Errorf("process %d left: %s", pid, cmdline)
 	}

@@ -216,10 +216,7 @@ func TestRunAppNotStarted(t *testing.T) {
 	c, a := newControlPair(t)
 	out, errOut := outputs(t)
 	a.write("signal 2")
-	end := time.Now().Add(deadline)
-	for len(c.signals) == 0 && time.Now().Before(end) {
-		time.Sleep(time.Millisecond)
-	}
+	c.signals <- await(t, c.signals) // it has come; put back for runApp
 	if exit := g.runApp(rp, c, out, errOut); exit != (devicemodel.Message{Kind: devicemodel.MsgExit, Signal: 2}) {
 		t.Errorf("exit %q, want by signal 2 before the start", exit.String())
 	}
