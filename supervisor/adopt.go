@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"os"
 	"slices"
 	"time"
@@ -138,11 +139,7 @@ func (m *Manager) runOnboot(ctx context.Context, units []*Unit, sigs <-chan os.S
 		}
 		m.journal.Onboot = append(m.journal.Onboot, u.ID)
 		m.saveJournal()
-		if err := m.createAndStart(ctx, u, 0, 0); err != nil {
-			m.log.Error("onboot task failed", "id", u.ID, "err", err)
-			continue
-		}
-		if !m.awaitOnbootTask(ctx, u, sigs) {
+		if !m.runOnbootTask(ctx, u, sigs) {
 			return false
 		}
 	}
@@ -154,21 +151,55 @@ func (m *Manager) runOnboot(ctx context.Context, units []*Unit, sigs <-chan os.S
 }
 
 // finishEarlierOnboot handles an onboot task an earlier supervisor of
-// this boot started: it waits for one still running, removes one left
-// stopped, and never runs it again.
+// this boot noted: it waits for one still running, removes one left
+// stopped, and never runs either again. One that never started (no task
+// and no end noted, or a task left created) runs now: the earlier
+// supervisor was killed between the note and the start.
 func (m *Manager) finishEarlierOnboot(ctx context.Context, u *Unit, sigs <-chan os.Signal) bool {
 	st, err := m.sup.State(u.ID)
-	if err != nil {
-		m.log.Info("onboot task already ran in this boot", "id", u.ID)
+	switch {
+	case m.journal.OnbootDone || slices.Contains(m.journal.OnbootEnded, u.ID):
+	case errors.Is(err, lifecycle.ErrNotExist):
+		m.log.Info("onboot task of this boot never started: running it", "id", u.ID)
+		return m.runOnbootTask(ctx, u, sigs)
+	case err != nil:
+		m.log.Warn("onboot task of this boot: not run again", "id", u.ID, "err", err)
 		return true
-	}
-	if st.Status == lifecycle.Running && m.sup.Adopt(u.ID) == nil {
+	case st.Status == lifecycle.Created:
+		m.log.Info("onboot task of this boot never started: running it", "id", u.ID)
+		m.removeTask(ctx, u.ID, u.StopTimeout)
+		return m.runOnbootTask(ctx, u, sigs)
+	case st.Status == lifecycle.Running && m.sup.Adopt(u.ID) == nil:
 		m.log.Info("onboot task of this boot still runs: waiting for it", "id", u.ID, "pid", st.PID)
 		return m.awaitOnbootTask(ctx, u, sigs)
 	}
 	m.log.Info("onboot task already ran in this boot", "id", u.ID)
-	m.removeTask(ctx, u.ID, u.StopTimeout)
+	if err == nil {
+		m.removeOnbootTask(ctx, u)
+	}
 	return true
+}
+
+// removeOnbootTask removes an onboot task that started, having noted in
+// the journal that it ran: a supervisor killed at any point after never
+// runs it again.
+func (m *Manager) removeOnbootTask(ctx context.Context, u *Unit) {
+	if !slices.Contains(m.journal.OnbootEnded, u.ID) {
+		m.journal.OnbootEnded = append(m.journal.OnbootEnded, u.ID)
+		m.saveJournal()
+	}
+	m.removeTask(ctx, u.ID, u.StopTimeout)
+}
+
+// runOnbootTask makes and starts an onboot task and waits for its end; a
+// failed start is logged and boot goes on. It returns false when a
+// shutdown signal came first.
+func (m *Manager) runOnbootTask(ctx context.Context, u *Unit, sigs <-chan os.Signal) bool {
+	if err := m.createAndStart(ctx, u, 0, 0); err != nil {
+		m.log.Error("onboot task failed", "id", u.ID, "err", err)
+		return true
+	}
+	return m.awaitOnbootTask(ctx, u, sigs)
 }
 
 // awaitOnbootTask waits for a started onboot task to end, reports it and
@@ -178,7 +209,7 @@ func (m *Manager) awaitOnbootTask(ctx context.Context, u *Unit, sigs <-chan os.S
 	go func() { ex, _ := m.sup.Wait(ctx, u.ID); done <- ex }()
 	ex, ok := m.awaitOnboot(u.ID, done, sigs)
 	if !ok {
-		m.removeTask(ctx, u.ID, u.StopTimeout)
+		m.removeOnbootTask(ctx, u)
 		return false
 	}
 	m.opts.Output.Flush(u.ID) // its output before what comes next
@@ -187,7 +218,7 @@ func (m *Manager) awaitOnbootTask(ctx context.Context, u *Unit, sigs <-chan os.S
 	} else {
 		m.log.Info("onboot task done", "id", u.ID)
 	}
-	m.removeTask(ctx, u.ID, u.StopTimeout)
+	m.removeOnbootTask(ctx, u)
 	return true
 }
 

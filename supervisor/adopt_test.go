@@ -1,6 +1,7 @@
 package supervisor_test
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -181,5 +182,59 @@ func TestStableRunResetsBackoff(t *testing.T) {
 		if in := attr(rec, "in").Duration(); in != want[i] {
 			t.Errorf("restart %d in %v, want %v", i+1, in, want[i])
 		}
+	}
+}
+
+// TestOnbootKilledBeforeStart: an onboot task the journal notes but that
+// never started (the supervisor was killed between the note and the
+// start: no task, or a task left created) runs once after the restart;
+// one noted as run does not run again, with or without its task.
+func TestOnbootKilledBeforeStart(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		ended   bool
+		created bool
+		runs    string
+	}{
+		{"no task", false, false, "provision\n"},
+		{"task left created", false, true, "provision\n"},
+		{"ran, task removed", true, false, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t)
+			ranFile := filepath.Join(r.shared, "ran")
+			r.add(t, "onboot", "001-provision", "echo provision >> "+ranFile, nil)
+			r.add(t, "services", "steady", sleeper, policy("always"))
+			r.opts.BootID = "boot-1"
+			j := supervisor.Journal{BootID: "boot-1", Onboot: []string{"provision"}}
+			if c.ended {
+				j.OnbootEnded = []string{"provision"}
+			}
+			b, _ := json.Marshal(j)
+			if err := os.MkdirAll(r.root, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(supervisor.JournalPath(r.root, supervisor.SystemNamespace), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if c.created {
+				tree, _ := supervisor.ReadTree(r.tree)
+				if _, err := r.tasks.Create(context.Background(), lifecycle.CreateOptions{ID: "provision", Bundle: tree.Onboot[0].Dir, Spec: tree.Onboot[0].Spec}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r.run(t)
+			r.ready(t)
+			if got, _ := os.ReadFile(ranFile); string(got) != c.runs {
+				t.Errorf("onboot output %q, want %q", got, c.runs)
+			}
+			if st := r.state(t, "provision"); st != nil {
+				t.Errorf("the onboot task is left: %+v", st)
+			}
+			jr, err := supervisor.ReadJournal(r.root, supervisor.SystemNamespace)
+			if err != nil || !jr.OnbootDone {
+				t.Errorf("journal %+v (%v), want onboot done", jr, err)
+			}
+		})
 	}
 }

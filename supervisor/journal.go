@@ -28,6 +28,11 @@ type Journal struct {
 	// noted before its create, so that a supervisor killed during onboot never
 	// runs one twice.
 	Onboot []string `json:"onboot,omitempty"`
+	// OnbootEnded lists those of Onboot that ran, each noted before its
+	// task is removed: one of Onboot that is not here and has
+	// no task was never started (its supervisor was killed before the
+	// create ended), and runs.
+	OnbootEnded []string `json:"onbootEnded,omitempty"`
 	// OnbootDone: every onboot task ran to its end in that boot.
 	OnbootDone bool `json:"onbootDone,omitempty"`
 	// Untasked holds the services that have no task: one being restarted
