@@ -120,7 +120,7 @@ func TestEVETreeSupervise(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "newlogd's exit to be recorded", func() bool {
 		st, ok := state("newlogd")
-		return ok && st.Status == lifecycle.Stopped && st.Exit != nil
+		return ok && exitRecorded(st)
 	})
 	if st, _ := state("newlogd"); st.Exit.Code != 137 || st.Exit.Signal != "SIGKILL" {
 		t.Errorf("newlogd killed: exit %+v, want 137 SIGKILL", st.Exit)
@@ -240,7 +240,7 @@ trap 'exit 0' TERM; while :; do sleep 0.2; done`, moorBin, stateRoot, app.Dir, a
 	}
 	waitFor(t, 10*time.Second, "the app's exit to be recorded", func() bool {
 		st, _ = stateInside(t, moorPID, "eve-user-apps", app.ID)
-		return st.Status == lifecycle.Stopped
+		return exitRecorded(st)
 	})
 	if st.Exit == nil || st.Exit.Code != 137 || st.Exit.Signal != "SIGKILL" {
 		t.Fatalf("the app's exit: %+v, want 137 SIGKILL recorded by the supervisor that reaped it", st.Exit)

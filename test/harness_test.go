@@ -457,6 +457,13 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
+// exitRecorded reports whether st is a stopped task whose exit its reaper
+// has recorded: between an anchor's end and its reap, state already reads
+// stopped, with the exit unknown.
+func exitRecorded(st lifecycle.State) bool {
+	return st.Status == lifecycle.Stopped && st.Exit != nil && st.Exit.Reason != lifecycle.ExitUnknown
+}
+
 // poll calls cond, backing off, until it holds (true) or the timeout
 // passes (false).
 func poll(timeout time.Duration, cond func() bool) bool {

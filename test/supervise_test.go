@@ -351,7 +351,7 @@ func TestSuperviseRebootPoweroff(t *testing.T) {
 	ok := false
 	waitFor(t, 10*time.Second, "the powered-off task to stop", func() bool {
 		off, ok = sysState(t, "powers-off")
-		return ok && off.Status == lifecycle.Stopped
+		return ok && exitRecorded(off)
 	})
 	if !ok || off.Status != lifecycle.Stopped || off.Exit == nil || off.Exit.Signal != "SIGINT" || off.Restarts != 0 {
 		t.Fatalf("powered-off task: %+v (exit %+v), want stopped by SIGINT, not restarted", off, off.Exit)
