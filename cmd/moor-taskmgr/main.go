@@ -27,8 +27,14 @@ import (
 // init locks main's goroutine to the main thread, as in moor:
 // libcontainer locks a thread per start into the task's mount namespace
 // and never unlocks it, and that must not be the main thread. Only init
-// runs on the main thread for sure.
-func init() { runtime.LockOSThread() }
+// runs on the main thread for sure. A task's init (init) is left
+// unlocked, as in moor.
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		return
+	}
+	runtime.LockOSThread()
+}
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {

@@ -24,7 +24,15 @@ import (
 // would park it there for good, pinning the namespace and its mounts.
 // The lock is taken here because the runtime runs init on the main
 // thread, locked; by main, the goroutine may already be on another.
-func init() { runtime.LockOSThread() }
+// A task's init (moor init) is left unlocked: it makes no task, and a
+// locked goroutine would pay a thread handoff at each of its blocking
+// steps.
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		return
+	}
+	runtime.LockOSThread()
+}
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {

@@ -20,7 +20,13 @@ const (
 
 // init keeps the main thread to main's goroutine, as in moor, so that
 // libcontainer's mount-namespace goroutine never ends on it.
-func init() { runtime.LockOSThread() }
+// A task's init (modeInit) is left unlocked, as in moor.
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == modeInit {
+		return
+	}
+	runtime.LockOSThread()
+}
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == modeInit {
