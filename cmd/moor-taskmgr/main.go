@@ -11,43 +11,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
-	"runtime"
 
-	_ "github.com/opencontainers/cgroups/devices" // device rules for the cgroup managers
-	"github.com/opencontainers/runc/libcontainer"
-	_ "github.com/opencontainers/runc/libcontainer/nsenter" // nsexec: runs before the Go runtime in "moor-taskmgr init"
-	"golang.org/x/sys/unix"
-
+	"github.com/lf-edge/moor/internal/taskmain"
 	"github.com/lf-edge/moor/lifecycle"
 	"github.com/lf-edge/moor/reaper"
 	"github.com/lf-edge/moor/taskmgr"
 )
 
-// init locks main's goroutine to the main thread, as in moor:
-// libcontainer locks a thread per start into the task's mount namespace
-// and never unlocks it, and that must not be the main thread. Only init
-// runs on the main thread for sure. A task's init (init) is left
-// unlocked, as in moor.
-func init() {
-	if len(os.Args) > 1 && os.Args[1] == "init" {
-		return
-	}
-	runtime.LockOSThread()
-}
-
-func main() {
-	if len(os.Args) > 1 && os.Args[1] == "init" {
-		libcontainer.Init() // a task's init, re-executed by libcontainer: never returns
-	}
-	// A reader of the log that goes away must not kill the manager: a
-	// write to the broken pipe fails with EPIPE instead. Notify, not
-	// Ignore: an ignored signal would stay ignored in the apps.
-	signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
-	code := make(chan int) // main's goroutine keeps the main thread (init) and only waits
-	go func() { code <- run(os.Args[1:]) }()
-	os.Exit(<-code)
-}
+func main() { taskmain.Main(func() int { return run(os.Args[1:]) }) }
 
 // run is moor-taskmgr: it returns the exit status.
 func run(args []string) int {

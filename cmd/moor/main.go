@@ -8,48 +8,14 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/signal"
-	"runtime"
 	"slices"
 
-	_ "github.com/opencontainers/cgroups/devices" // device rules for the cgroup managers
-	"github.com/opencontainers/runc/libcontainer"
-	_ "github.com/opencontainers/runc/libcontainer/nsenter" // nsexec: runs before the Go runtime in "moor init"
 	"golang.org/x/sys/unix"
+
+	"github.com/lf-edge/moor/internal/taskmain"
 )
 
-// init locks main's goroutine to the main thread. libcontainer runs a
-// goroutine per start that locks its thread, joins the task's mount
-// namespace and ends without unlocking; were that the main thread, Go
-// would park it there for good, pinning the namespace and its mounts.
-// The lock is taken here because the runtime runs init on the main
-// thread, locked; by main, the goroutine may already be on another.
-// A task's init (moor init) is left unlocked: it makes no task, and a
-// locked goroutine would pay a thread handoff at each of its blocking
-// steps.
-func init() {
-	if len(os.Args) > 1 && os.Args[1] == "init" {
-		return
-	}
-	runtime.LockOSThread()
-}
-
-func main() {
-	if len(os.Args) > 1 && os.Args[1] == "init" {
-		libcontainer.Init() // the container's init: never returns
-	}
-	// A reader of moor's output that goes away (moor ... | head) must not
-	// kill it halfway through a create, or a supervisor with its tasks: a
-	// write to the broken pipe fails with EPIPE instead. Notify, not
-	// Ignore: an ignored signal would stay ignored in the tasks' processes.
-	signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
-	// main's goroutine holds the main thread (see init) and only waits,
-	// while moor runs on another: working on the locked thread itself
-	// would cost a thread handoff at every channel operation.
-	code := make(chan int)
-	go func() { code <- run(os.Args) }()
-	os.Exit(<-code)
-}
+func main() { taskmain.Main(func() int { return run(os.Args) }) }
 
 // run is moor: it runs the verb and returns the exit status.
 func run(args []string) int {

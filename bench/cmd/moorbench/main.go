@@ -3,39 +3,18 @@ package main
 import (
 	"fmt"
 	"os"
-	"runtime"
 
-	_ "github.com/opencontainers/cgroups/devices" // device rules for the cgroup managers
-	"github.com/opencontainers/runc/libcontainer"
-	_ "github.com/opencontainers/runc/libcontainer/nsenter" // nsexec for the in-process tasks' init
+	"github.com/lf-edge/moor/internal/taskmain"
 )
 
 // Modes of this binary, as os.Args[1].
 const (
-	modeInit    = "init"   // libcontainer's init of an in-process task
 	modeWorker  = "worker" // drives the benchmarks, in a private mount namespace
 	modeInproc  = "inproc" // embeds the supervisor library
 	flagMoorBin = "--moor" // path of the moor binary under test
 )
 
-// init keeps the main thread to main's goroutine, as in moor, so that
-// libcontainer's mount-namespace goroutine never ends on it.
-// A task's init (modeInit) is left unlocked, as in moor.
-func init() {
-	if len(os.Args) > 1 && os.Args[1] == modeInit {
-		return
-	}
-	runtime.LockOSThread()
-}
-
-func main() {
-	if len(os.Args) > 1 && os.Args[1] == modeInit {
-		libcontainer.Init() // never returns
-	}
-	code := make(chan int) // the main thread only waits (init)
-	go func() { code <- run(os.Args) }()
-	os.Exit(<-code)
-}
+func main() { taskmain.Main(func() int { return run(os.Args) }) }
 
 // run is the benchmark in the mode os.Args[1] names; it returns the exit
 // status.
